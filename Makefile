@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh clone: `make test` and `make demo`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The install is redone only when pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib;print(hashlib.sha256(open('pyproject.toml','rb').read()).hexdigest()[:16])")
+DEMO_DATA ?= data/synthetic
+
+.PHONY: install test demo lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned to the build this machine carries on disk; the rest resolves from PyPI.
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check lightning_multigrid tests benchmarks examples
+
+demo: install
+	$(BIN)/python benchmarks/speedup.py --data-dir $(DEMO_DATA)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

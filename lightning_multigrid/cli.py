@@ -1,0 +1,126 @@
+"""The ``lightning-multigrid`` console script.
+
+Subcommands:
+    schedule         print (or plot, or emit as JSON) the multigrid schedule of a baseline recipe
+    make-synthetic   write the synthetic action dataset (real encoded videos + CSV splits)
+    fit|validate|test|predict
+                     LightningCLI over VideoClassifier + VideoDataModule, with MultigridCallback
+                     configurable under ``trainer.callbacks``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+
+__all__ = ["main", "schedule_main"]
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Bad arguments give one line on stderr and exit code 2: no usage dump, no traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _schedule_parser() -> argparse.ArgumentParser:
+    p = _OneLineErrorParser(
+        prog="lightning-multigrid schedule",
+        description="Show the multigrid schedule derived from a baseline recipe.",
+    )
+    p.add_argument("--steps", type=int, nargs="+", required=True, help="baseline LR milestones, starting with 0")
+    p.add_argument("--max-epochs", type=int, required=True, help="baseline epochs")
+    p.add_argument("--num-frames", type=int, required=True, help="baseline frames per clip T0")
+    p.add_argument("--crop-size", type=int, required=True, help="baseline crop side S0")
+    p.add_argument("--batch-size", type=int, required=True, help="baseline GLOBAL batch B0")
+    p.add_argument("--devices", type=int, default=1, help="number of devices (per-device batch, BN mode)")
+    p.add_argument("--sampling-rate", type=int, default=1, help="baseline temporal stride r0")
+    p.add_argument("--num-samples", type=int, default=None, help="training clips, for exact iteration counts")
+    p.add_argument("--no-long-cycle", action="store_true")
+    p.add_argument("--no-short-cycle", action="store_true")
+    p.add_argument("--epoch-factor", type=float, default=1.5)
+    p.add_argument("--gamma", type=float, default=0.1)
+    p.add_argument("--bn-base-size", type=int, default=8)
+    p.add_argument("--eval-freq", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--plot", metavar="FILE.png", default=None, help="also write a PNG plot")
+    return p
+
+
+def schedule_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lightning-multigrid schedule``; returns the exit code."""
+    parser = _schedule_parser()
+    args = parser.parse_args(argv)
+    if args.devices < 1:
+        parser.error("--devices: must be a positive integer")
+    if args.num_samples is not None and args.num_samples < 1:
+        parser.error("--num-samples: must be a positive integer")
+    try:
+        schedule = MultigridSchedule(
+            BaseRecipe(
+                steps=args.steps,
+                max_epochs=args.max_epochs,
+                num_frames=args.num_frames,
+                crop_size=args.crop_size,
+                batch_size=args.batch_size,
+                sampling_rate=args.sampling_rate,
+                gamma=args.gamma,
+                epoch_factor=args.epoch_factor,
+                long_cycle=not args.no_long_cycle,
+                short_cycle=not args.no_short_cycle,
+                bn_base_size=args.bn_base_size,
+                eval_freq=args.eval_freq,
+            )
+        )
+        for stage in schedule.stages:  # fail early on a batch the devices cannot share
+            schedule.batch_norm_plan(schedule.per_device_batch_size(stage.start_epoch, args.devices), args.devices)
+        if args.json:
+            print(json.dumps(schedule.to_dict(args.num_samples, args.devices)))
+        else:
+            from lightning_multigrid.schedule_report import format_schedule_table
+
+            print(format_schedule_table(schedule, args.devices, args.num_samples))
+        if args.plot:
+            from lightning_multigrid.schedule_report import plot_schedule
+
+            path = plot_schedule(schedule, args.plot)
+            if not args.json:
+                print(f"plot written to {path}")
+    except ValueError as err:
+        parser.error(str(err))
+    return 0
+
+
+def _make_synthetic_main(argv: Sequence[str]) -> int:
+    from lightning_multigrid.data.synthetic import make_synthetic_main
+
+    return make_synthetic_main(list(argv))
+
+
+def _lightning_cli_main(argv: Sequence[str]) -> int:
+    from lightning_multigrid.lightning_cli import run_cli
+
+    run_cli(list(argv))
+    return 0
+
+
+_SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_main}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``lightning-multigrid <subcommand> ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _SUBCOMMANDS:
+        return _SUBCOMMANDS[argv[0]](argv[1:])
+    if argv and argv[0] in ("-h", "--help") or not argv:
+        print(__doc__.strip())
+        return 0 if argv else 2
+    return _lightning_cli_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The one contract between the sampler and the datasets: ``(index, shape)`` keys.
+
+Data flows one way: the schedule decides a shape, :class:`~lightning_multigrid.sampler.MultigridBatchSampler`
+yields lists of :class:`ClipKey`, and a dataset decodes exactly ``key.shape`` for ``key.index``.
+A dataset that honours keys sets ``accepts_clip_keys = True`` and still accepts a plain ``int``
+(meaning its own base shape), so it keeps working with a stock ``DataLoader``.
+
+Everything here is plain Python (no torch), picklable, hashable and cheap to send to loader workers.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+__all__ = ["ClipShape", "ClipKey", "unpack_key", "accepts_clip_keys", "ACCEPTS_CLIP_KEYS"]
+
+#: Attribute a dataset sets to ``True`` to declare that ``__getitem__`` accepts :class:`ClipKey`.
+ACCEPTS_CLIP_KEYS = "accepts_clip_keys"
+
+
+@dataclass(frozen=True)
+class ClipShape:
+    """The shape of one training clip on a multigrid grid.
+
+    Attributes:
+        num_frames: ``T``, frames per clip.
+        crop_size: ``S``, side of the square spatial crop.
+        stride_range: inclusive ``(min, max)`` temporal stride between sampled frames; the dataset
+            draws one integer per clip, so a coarse grid covers the baseline's time span.
+        jitter_range: inclusive ``(min, max)`` short side of the random rescale before cropping;
+            scaled down with the crop so a smaller crop keeps the same field of view.
+    """
+
+    num_frames: int
+    crop_size: int
+    stride_range: tuple[int, int] = (1, 1)
+    jitter_range: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.num_frames) != self.num_frames or self.num_frames < 1:
+            raise ValueError(f"ClipShape.num_frames must be a positive int, got {self.num_frames!r}")
+        if int(self.crop_size) != self.crop_size or self.crop_size < 1:
+            raise ValueError(f"ClipShape.crop_size must be a positive int, got {self.crop_size!r}")
+        lo, hi = self.stride_range
+        if not (1 <= lo <= hi):
+            raise ValueError(f"ClipShape.stride_range must satisfy 1 <= min <= max, got {self.stride_range!r}")
+        object.__setattr__(self, "num_frames", int(self.num_frames))
+        object.__setattr__(self, "crop_size", int(self.crop_size))
+        object.__setattr__(self, "stride_range", (int(lo), int(hi)))
+        if self.jitter_range is not None:
+            jlo, jhi = self.jitter_range
+            if not (self.crop_size <= jlo <= jhi):
+                raise ValueError(
+                    "ClipShape.jitter_range must satisfy crop_size <= min <= max, got "
+                    f"{self.jitter_range!r} for crop_size {self.crop_size}"
+                )
+            object.__setattr__(self, "jitter_range", (int(jlo), int(jhi)))
+
+    def with_(self, **changes: Any) -> ClipShape:
+        """Return a copy with some fields replaced (validated again)."""
+        return replace(self, **changes)
+
+
+class ClipKey(NamedTuple):
+    """What the sampler yields and the dataset receives: decode ``index`` at ``shape``."""
+
+    index: int
+    shape: ClipShape
+
+
+def unpack_key(key: Any, default_shape: ClipShape) -> tuple[int, ClipShape]:
+    """Split a dataset key into ``(index, shape)``.
+
+    Accepts a plain integer (numpy and 0-d torch integers included), meaning ``default_shape``,
+    or a :class:`ClipKey` / ``(index, ClipShape)`` pair. Anything else raises ``TypeError`` saying
+    what was received, instead of the reference's silent mis-unpacking.
+    """
+    if isinstance(key, tuple):
+        if len(key) != 2 or not isinstance(key[1], ClipShape):
+            raise TypeError(
+                f"dataset key must be an int or an (index, ClipShape) pair, got a tuple {key!r}"
+            )
+        return _as_index(key[0]), key[1]
+    return _as_index(key), default_shape
+
+
+def _as_index(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        # 0-d integer tensors are not numbers.Integral but support __index__.
+        try:
+            return int(value.__index__())
+        except (AttributeError, TypeError):
+            raise TypeError(f"dataset index must be an integer, got {type(value).__name__} {value!r}") from None
+    return int(value)
+
+
+def accepts_clip_keys(dataset: Any) -> bool:
+    """Whether ``dataset`` declares that its ``__getitem__`` accepts :class:`ClipKey`.
+
+    Wrappers such as ``torch.utils.data.Subset`` index their inner dataset with the key itself and
+    would break, so only the outermost dataset's declaration counts.
+    """
+    return bool(getattr(dataset, ACCEPTS_CLIP_KEYS, False))

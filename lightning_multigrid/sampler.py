@@ -1,0 +1,131 @@
+"""Batch sampling for multigrid: per-iteration clip shapes with an exact length.
+
+:class:`MultigridBatchSampler` turns a stream of indices into batches of
+:class:`~lightning_multigrid.keys.ClipKey`, following the short cycle of the long-cycle stage its
+epoch belongs to. It is a ``torch.utils.data.BatchSampler`` subclass taking ``sampler`` as its
+first argument, so Lightning can inject a ``DistributedSampler`` (with ``use_distributed_sampler``)
+by re-instantiating it with the same keyword arguments.
+
+DDP safety follows from construction: the batch sizes and shapes depend only on the schedule and
+the epoch, never on the indices, and a ``DistributedSampler`` gives every rank the same number of
+indices, so every rank yields the same number of batches with the same shape sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sized
+
+import torch
+from torch.utils.data import BatchSampler, Sampler
+
+from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.schedule import MultigridSchedule, batches_per_epoch, slot_sequence
+
+__all__ = ["MultigridBatchSampler", "SeededRandomSampler", "epoch_clip_shapes"]
+
+
+class SeededRandomSampler(Sampler[int]):
+    """A random permutation that is a pure function of ``(seed, epoch)``.
+
+    ``RandomSampler`` draws a fresh seed every epoch, which makes a resumed run differ from an
+    uninterrupted one; this sampler does not. Call :meth:`set_epoch` before each epoch (Lightning
+    does it for ``batch_sampler.sampler``).
+    """
+
+    def __init__(self, data_source: Sized, seed: int = 0, shuffle: bool = True) -> None:
+        self.num_samples = len(data_source)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.num_samples))
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def epoch_clip_shapes(schedule: MultigridSchedule, epoch: int) -> list[ClipShape]:
+    """The clip shape of each short-cycle slot at ``epoch``, in iteration order."""
+    stage = schedule.stage_at(epoch)
+    stride = schedule.stride_range(epoch)
+    return [
+        ClipShape(stage.num_frames, slot.crop_size, stride, schedule.jitter_range(slot.crop_size))
+        for slot in schedule.short_cycle_slots(epoch)
+    ]
+
+
+class MultigridBatchSampler(BatchSampler):
+    """Yields lists of ``ClipKey(index, shape)`` following the multigrid schedule.
+
+    Within an epoch, batch ``i`` uses short-cycle slot ``i % 3`` (restarting every epoch); its
+    size is ``slot.batch_multiplier * stage.batch_factor * batch_size``. Every index the inner
+    sampler yields is used exactly once, except with ``drop_last=True`` where the indices after
+    the last *full* batch of the slot sequence are dropped (fewer than one slot batch). The shapes
+    and sizes depend only on ``(schedule, epoch)``, so all DDP ranks agree.
+
+    Args:
+        sampler: the per-rank index sampler (a ``DistributedSampler`` under DDP).
+        batch_size: the per-device *baseline* batch (``B0 / world_size``).
+        drop_last: drop the last partial batch (training default).
+        schedule: the multigrid schedule; required.
+        epoch: the epoch this sampler yields for. The callback builds a sampler per long-cycle
+            stage; :meth:`set_epoch` moves it.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler[int] | Sized,
+        batch_size: int,
+        drop_last: bool = True,
+        *,
+        schedule: MultigridSchedule | None = None,
+        epoch: int = 0,
+    ) -> None:
+        if schedule is None:
+            raise ValueError(
+                "MultigridBatchSampler needs `schedule=`; it cannot be rebuilt from "
+                "(sampler, batch_size, drop_last) alone. Build it inside `train_dataloader()` so "
+                "Lightning captures its arguments, or let MultigridCallback build it."
+            )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        # BatchSampler.__init__ validates batch_size/drop_last and stores them.
+        super().__init__(sampler, batch_size, drop_last)  # type: ignore[arg-type]
+        self.schedule = schedule
+        self.epoch = int(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move to ``epoch``; also forwards to the inner sampler when it has ``set_epoch``."""
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)  # type: ignore[union-attr]
+
+    @property
+    def clip_shapes(self) -> list[ClipShape]:
+        """The shape of each short-cycle slot in this epoch."""
+        return epoch_clip_shapes(self.schedule, self.epoch)
+
+    @property
+    def slot_batch_sizes(self) -> list[int]:
+        """Per-device batch size of each short-cycle slot in this epoch."""
+        per_device = self.schedule.stage_at(self.epoch).batch_factor * self.batch_size
+        return [per_device * slot.batch_multiplier for slot in self.schedule.short_cycle_slots(self.epoch)]
+
+    def __iter__(self) -> Iterator[list[ClipKey]]:
+        shapes = self.clip_shapes
+        indices = list(self.sampler)  # type: ignore[arg-type]
+        position = 0
+        for slot, size in slot_sequence(len(indices), self.slot_batch_sizes, self.drop_last):
+            shape = shapes[slot]
+            yield [ClipKey(int(i), shape) for i in indices[position : position + size]]
+            position += size
+
+    def __len__(self) -> int:
+        return batches_per_epoch(len(self.sampler), self.slot_batch_sizes, self.drop_last)  # type: ignore[arg-type]

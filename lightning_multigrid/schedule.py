@@ -1,0 +1,569 @@
+"""Multigrid schedule arithmetic (Wu et al., CVPR 2020), pure Python: no torch import.
+
+Everything the callback, the sampler and the ``schedule`` command need to know about *when* which
+clip shape is used is computed here from the baseline recipe, deterministically. The long-cycle
+arithmetic reproduces the reference implementation number for number (see ``docs/method.md``);
+its known defects are fixed:
+
+* long cycle without short cycle builds its fine-tuning phase from the last shape (the reference
+  indexed a short-cycle shape that does not exist and crashed);
+* the BatchNorm split factor is validated instead of truncated with ``int()``;
+* sync-BN groups larger than the available devices fall back to plain BN with a reason;
+* the cosine policy keeps the long-cycle batch-factor scaling instead of silently dropping it;
+* batch counts are exact (:func:`batches_per_epoch`), never an estimate.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+__all__ = [
+    "DEFAULT_LONG_CYCLE_FACTORS",
+    "DEFAULT_SHORT_CYCLE_FACTORS",
+    "BaseRecipe",
+    "Stage",
+    "ShortCycleSlot",
+    "BatchNormPlan",
+    "MultigridSchedule",
+    "batches_per_epoch",
+    "slot_sequence",
+]
+
+SQRT2 = math.sqrt(2.0)
+#: (temporal factor, spatial factor) per long-cycle grid, coarse to fine.
+DEFAULT_LONG_CYCLE_FACTORS: tuple[tuple[float, float], ...] = (
+    (0.25, 1 / SQRT2),
+    (0.5, 1 / SQRT2),
+    (0.5, 1.0),
+    (1.0, 1.0),
+)
+#: Spatial factors (relative to the base crop S0) of the first two short-cycle slots.
+DEFAULT_SHORT_CYCLE_FACTORS: tuple[float, float] = (0.5, 1 / SQRT2)
+MIN_CROP_SIZE = 32
+
+LrPolicy = Literal["step", "cosine"]
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """The baseline training recipe that multigrid is derived from.
+
+    Args:
+        steps: LR milestones of the baseline in epochs, starting with 0 (e.g. ``[0, 94, 154, 196]``).
+        max_epochs: baseline epochs; must exceed the last milestone.
+        num_frames: ``T0``, frames per clip.
+        crop_size: ``S0``, square crop side.
+        batch_size: ``B0``, *global* clips per iteration (all devices together).
+        sampling_rate: ``r0``, the baseline's temporal stride between sampled frames.
+        jitter_scales: baseline random short-side rescale range ``(min, max)``; defaults to
+            ``(round(S0 * 8/7), round(S0 * 10/7))``, i.e. (256, 320) for S0=224.
+        gamma: LR decay per baseline step.
+        epoch_factor: multigrid trains ``epoch_factor`` times the baseline's epochs.
+        long_cycle: use the long cycle (shape changes between epochs).
+        short_cycle: use the short cycle (three spatial sizes rotating within an epoch).
+        long_cycle_factors: ``(T factor, S factor)`` per long-cycle grid, each in (0, 1].
+        short_cycle_factors: the two short-cycle spatial factors relative to S0, each in (0, 1].
+        bn_base_size: clips per BatchNorm statistics group.
+        eval_freq: evaluations/checkpoints per long-cycle stage.
+    """
+
+    steps: Sequence[int]
+    max_epochs: int
+    num_frames: int
+    crop_size: int
+    batch_size: int
+    sampling_rate: int = 1
+    jitter_scales: tuple[int, int] | None = None
+    gamma: float = 0.1
+    epoch_factor: float = 1.5
+    long_cycle: bool = True
+    short_cycle: bool = True
+    long_cycle_factors: Sequence[tuple[float, float]] = DEFAULT_LONG_CYCLE_FACTORS
+    short_cycle_factors: Sequence[float] = DEFAULT_SHORT_CYCLE_FACTORS
+    bn_base_size: int = 8
+    eval_freq: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
+        object.__setattr__(
+            self, "long_cycle_factors", tuple((float(t), float(s)) for t, s in self.long_cycle_factors)
+        )
+        object.__setattr__(self, "short_cycle_factors", tuple(float(f) for f in self.short_cycle_factors))
+        if self.jitter_scales is None:
+            object.__setattr__(
+                self, "jitter_scales", (round(self.crop_size * 8 / 7), round(self.crop_size * 10 / 7))
+            )
+        else:
+            object.__setattr__(self, "jitter_scales", tuple(int(j) for j in self.jitter_scales))
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"{name}: {why}")
+
+        steps = self.steps
+        if not steps or steps[0] != 0:
+            raise bad("steps", f"must be a list of epochs starting with 0, got {list(steps)}")
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise bad("steps", f"must be strictly increasing, got {list(steps)}")
+        if self.max_epochs <= steps[-1]:
+            raise bad("max_epochs", f"must exceed the last step {steps[-1]}, got {self.max_epochs}")
+        for name in ("num_frames", "crop_size", "batch_size", "sampling_rate", "bn_base_size", "eval_freq"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, f"must be a positive integer, got {value!r}")
+        if self.crop_size < MIN_CROP_SIZE:
+            raise bad("crop_size", f"must be at least {MIN_CROP_SIZE}, got {self.crop_size}")
+        if not 0 < self.gamma <= 1:
+            raise bad("gamma", f"must be in (0, 1], got {self.gamma}")
+        if not self.epoch_factor > 0:
+            raise bad("epoch_factor", f"must be positive, got {self.epoch_factor}")
+        jmin, jmax = self.jitter_scales  # type: ignore[misc]
+        if not self.crop_size <= jmin <= jmax:
+            raise bad("jitter_scales", f"must satisfy crop_size <= min <= max, got {(jmin, jmax)}")
+        if self.long_cycle:
+            if not self.long_cycle_factors:
+                raise bad("long_cycle_factors", "must not be empty when the long cycle is on")
+            for tf, sf in self.long_cycle_factors:
+                if not (0 < tf <= 1 and 0 < sf <= 1):
+                    raise bad("long_cycle_factors", f"each factor must be in (0, 1], got {(tf, sf)}")
+                if round(self.num_frames * tf) < 1:
+                    raise bad(
+                        "long_cycle_factors",
+                        f"T factor {tf} rounds num_frames={self.num_frames} to 0 frames",
+                    )
+                if round(self.crop_size * sf) < MIN_CROP_SIZE:
+                    raise bad(
+                        "long_cycle_factors",
+                        f"S factor {sf} gives crop {round(self.crop_size * sf)} < {MIN_CROP_SIZE}",
+                    )
+        if self.short_cycle:
+            if len(self.short_cycle_factors) != 2:
+                raise bad("short_cycle_factors", f"needs exactly two factors, got {list(self.short_cycle_factors)}")
+            for f in self.short_cycle_factors:
+                if not 0 < f <= 1:
+                    raise bad("short_cycle_factors", f"each factor must be in (0, 1], got {f}")
+                if round(self.crop_size * f) < MIN_CROP_SIZE:
+                    raise bad(
+                        "short_cycle_factors",
+                        f"factor {f} gives crop {round(self.crop_size * f)} < {MIN_CROP_SIZE}",
+                    )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A run of epochs ``[start_epoch, end_epoch)`` at one long-cycle base shape.
+
+    ``lr_stage`` is the baseline LR stage it belongs to (``steps[k]..steps[k+1]`` is stage ``k``);
+    the fine-tuning phase has ``lr_stage == len(steps) - 1``, the number of long-cycle LR stages,
+    and ``is_finetune``.
+    """
+
+    lr_stage: int
+    batch_factor: int
+    num_frames: int
+    crop_size: int
+    start_epoch: int
+    end_epoch: int
+    is_finetune: bool = False
+
+    @property
+    def num_epochs(self) -> int:
+        return self.end_epoch - self.start_epoch
+
+
+@dataclass(frozen=True)
+class ShortCycleSlot:
+    """One short-cycle slot: a crop size and a batch multiplier of the per-device base batch."""
+
+    crop_size: int
+    batch_multiplier: int
+
+
+@dataclass(frozen=True)
+class BatchNormPlan:
+    """How BatchNorm statistics are grouped for one per-device batch.
+
+    ``mode`` is ``"split"`` (``num_splits`` groups on each device), ``"sync"`` (statistics shared
+    across ``sync_size`` devices) or ``"plain"``. ``reason`` says why a requested mode fell back.
+    """
+
+    mode: Literal["plain", "split", "sync"]
+    num_splits: int = 1
+    sync_size: int = 1
+    reason: str = ""
+
+
+@dataclass
+class MultigridSchedule:
+    """The multigrid schedule derived from a :class:`BaseRecipe`.
+
+    Attributes:
+        recipe: the baseline recipe.
+        stages: the non-empty stages in order (the fine-tuning phase is the last one).
+        lr_milestones: epochs where the relative LR changes, starting with 0.
+        lr_factors: relative LR (before the base LR) from each milestone on.
+        max_epochs: total multigrid epochs.
+        iter_saving: iterations saved by the long cycle's reshuffled stages (mean batch factor).
+    """
+
+    recipe: BaseRecipe
+    stages: list[Stage] = field(init=False)
+    lr_milestones: list[int] = field(init=False)
+    lr_factors: list[float] = field(init=False)
+    max_epochs: int = field(init=False)
+    iter_saving: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.recipe
+        if r.long_cycle:
+            self._build_long_cycle()
+        else:
+            # Short cycle only stretches the baseline by epoch_factor; with no cycle at all the
+            # schedule is the baseline itself (useful to run a baseline through the same code).
+            factor = r.epoch_factor if r.short_cycle else 1.0
+            self.max_epochs = int(r.max_epochs * factor)
+            self.lr_milestones = [int(s * factor) for s in r.steps]
+            self.lr_factors = [r.gamma**i for i in range(len(r.steps))]
+            bounds = self.lr_milestones + [self.max_epochs]
+            self.stages = [
+                Stage(i, 1, r.num_frames, r.crop_size, bounds[i], bounds[i + 1])
+                for i in range(len(r.steps))
+                if bounds[i + 1] > bounds[i]
+            ]
+            self.iter_saving = 1.0
+        self._stage_ends = [s.end_epoch for s in self.stages]
+
+    # ----------------------------------------------------------------------------------------
+    # Long-cycle arithmetic (reference-exact)
+    # ----------------------------------------------------------------------------------------
+    def long_cycle_grids(self) -> list[list[tuple[int, int, float]]]:
+        """Per long-cycle factor, its ``(b, T, S)`` shapes; the last one is the factor's base.
+
+        With the short cycle on, the first two ``S`` values are the *unrounded* short-cycle crops,
+        exactly as the reference computes them (they only enter the batch-factor average).
+        """
+        r = self.recipe
+        default_size = float(r.num_frames * r.crop_size**2)
+        grids = []
+        for tf, sf in r.long_cycle_factors:
+            base_t = int(round(r.num_frames * tf))
+            base_s = int(round(r.crop_size * sf))
+            if r.short_cycle:
+                ts = [(base_t, r.crop_size * f) for f in r.short_cycle_factors] + [(base_t, base_s)]
+            else:
+                ts = [(base_t, base_s)]
+            grids.append([(int(round(default_size / (t * s * s))), t, s) for t, s in ts])
+        return grids
+
+    def _build_long_cycle(self) -> None:
+        r = self.recipe
+        grids = self.long_cycle_grids()
+        avg_b = [sum(g[0] for g in grid) / len(grid) for grid in grids]
+        raw: list[tuple[int, tuple[int, int, int], float]] = []
+        total_iters = 0.0
+        for k in range(len(r.steps) - 1):
+            stage_epochs = r.steps[k + 1] - r.steps[k]
+            for i, grid in enumerate(grids):
+                epochs = stage_epochs * avg_b[i] / sum(avg_b)
+                total_iters += epochs / avg_b[i]
+                b, t, s = grid[-1]
+                raw.append((k, (b, t, int(s)), epochs))
+        self.iter_saving = r.steps[-1] / total_iters
+        # Fine-tuning at the default shape: the LAST factor's base shape (the reference indexed
+        # grid[2], which only exists with the short cycle on).
+        ft_epochs = (r.max_epochs - r.steps[-1]) / self.iter_saving * avg_b[-1]
+        b, t, s = grids[-1][-1]
+        raw.append((len(r.steps) - 1, (b, t, int(s)), ft_epochs))
+
+        scale = r.max_epochs * r.epoch_factor / sum(e for _, _, e in raw)
+        stages: list[Stage] = []
+        cumulative = 0.0
+        previous_end = 0
+        for index, (lr_stage, (b, t, s), epochs) in enumerate(raw):
+            cumulative += epochs * scale
+            end = int(round(cumulative))
+            is_ft = index == len(raw) - 1
+            if end > previous_end:
+                stages.append(Stage(lr_stage, b, t, s, previous_end, end, is_ft))
+            previous_end = max(previous_end, end)
+        self.stages = stages
+        self.max_epochs = stages[-1].end_epoch
+
+        # Relative LR: gamma**lr_stage times the long-cycle base batch factor (linear scaling);
+        # the fine-tuning phase is halved: the first half keeps the previous relative LR.
+        segments: list[tuple[int, float]] = []
+        for stage in stages:
+            factor = r.gamma**stage.lr_stage * stage.batch_factor
+            if stage.is_finetune:
+                midpoint = (stage.start_epoch + stage.end_epoch) // 2
+                before = segments[-1][1] if segments else factor
+                segments.append((stage.start_epoch, before))
+                # The fine-tuning stage's own lr_stage is the number of baseline LR stages.
+                segments.append((midpoint, r.gamma**stage.lr_stage * stage.batch_factor))
+            else:
+                segments.append((stage.start_epoch, factor))
+        # Drop empty segments (a 1-epoch fine-tuning phase has an empty first half).
+        bounds = [s for s, _ in segments] + [self.max_epochs]
+        kept = [(s, f) for (s, f), e in zip(segments, bounds[1:]) if e > s]
+        self.lr_milestones = [s for s, _ in kept]
+        self.lr_factors = [f for _, f in kept]
+
+    # ----------------------------------------------------------------------------------------
+    # Per-epoch queries
+    # ----------------------------------------------------------------------------------------
+    def stage_index_at(self, epoch: int) -> int:
+        """Index into :attr:`stages` of the stage that contains ``epoch`` (clamped to the last)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        return min(bisect.bisect_right(self._stage_ends, epoch), len(self.stages) - 1)
+
+    def stage_at(self, epoch: int) -> Stage:
+        """The stage that contains ``epoch``."""
+        return self.stages[self.stage_index_at(epoch)]
+
+    def short_cycle_slots(self, epoch: int) -> list[ShortCycleSlot]:
+        """The short-cycle slots of ``epoch`` in iteration order (one slot if the cycle is off).
+
+        Slot crops are ``round(S0 * f)`` for the two factors, then the current base crop ``S``;
+        batch multipliers are ``round((S / (f * S0))**2)`` for the first two and 1 for the last.
+        """
+        r = self.recipe
+        base_s = self.stage_at(epoch).crop_size
+        if not r.short_cycle:
+            return [ShortCycleSlot(base_s, 1)]
+        slots = [
+            ShortCycleSlot(int(round(r.crop_size * f)), max(1, int(round((base_s / (f * r.crop_size)) ** 2))))
+            for f in r.short_cycle_factors
+        ]
+        return slots + [ShortCycleSlot(base_s, 1)]
+
+    def stride_range(self, epoch: int) -> tuple[int, int]:
+        """Inclusive temporal stride range: ``[r0, r0 * (T0 // T)]`` for the epoch's ``T``."""
+        r = self.recipe
+        t = self.stage_at(epoch).num_frames
+        return (r.sampling_rate, r.sampling_rate * max(1, r.num_frames // t))
+
+    def jitter_range(self, crop_size: int) -> tuple[int, int]:
+        """Short-side rescale range for a crop: ``[round(j_min * crop / S0), j_max]``."""
+        jmin, jmax = self.recipe.jitter_scales  # type: ignore[misc]
+        return (max(crop_size, int(round(jmin * crop_size / self.recipe.crop_size))), jmax)
+
+    def global_batch_size(self, epoch: int) -> int:
+        """Global clips per iteration of the long-cycle base shape at ``epoch``."""
+        return self.stage_at(epoch).batch_factor * self.recipe.batch_size
+
+    def per_device_batch_size(self, epoch: int, world_size: int = 1) -> int:
+        """Per-device base batch at ``epoch``; the global batch must divide evenly."""
+        total = self.global_batch_size(epoch)
+        if total % world_size:
+            stage = self.stage_at(epoch)
+            raise ValueError(
+                f"batch_size: global batch {total} of stage {self.describe_stage(stage)} is not "
+                f"divisible by {world_size} devices"
+            )
+        return total // world_size
+
+    def lr_factor(
+        self,
+        epoch: float,
+        policy: LrPolicy = "step",
+        warmup_epochs: float = 0.0,
+        warmup_start_factor: float = 0.0,
+        cosine_end_factor: float = 0.0,
+    ) -> float:
+        """Relative LR (multiply by the base LR) at a fractional epoch.
+
+        ``step`` reproduces the reference: piecewise constant over :attr:`lr_milestones`.
+        ``cosine`` decays from 1 to ``cosine_end_factor`` over the multigrid epochs and keeps the
+        long-cycle linear scaling by the stage's batch factor (the reference silently dropped it).
+        During warmup the LR ramps linearly from ``warmup_start_factor`` to the scheduled value at
+        ``warmup_epochs`` (counted in multigrid epochs).
+        """
+        if policy not in ("step", "cosine"):
+            raise ValueError(f"lr policy must be 'step' or 'cosine', got {policy!r}")
+        if epoch < warmup_epochs:
+            end = self._scheduled_lr(warmup_epochs, policy, cosine_end_factor)
+            return warmup_start_factor + (end - warmup_start_factor) * epoch / warmup_epochs
+        return self._scheduled_lr(epoch, policy, cosine_end_factor)
+
+    def _scheduled_lr(self, epoch: float, policy: LrPolicy, cosine_end_factor: float) -> float:
+        if policy == "step":
+            i = max(0, bisect.bisect_right(self.lr_milestones, epoch) - 1)
+            return self.lr_factors[i]
+        stage = self.stage_at(min(int(epoch), self.max_epochs - 1))
+        progress = min(max(epoch / self.max_epochs, 0.0), 1.0)
+        decay = cosine_end_factor + (1 - cosine_end_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return stage.batch_factor * decay
+
+    def is_eval_epoch(self, epoch: int) -> bool:
+        """Whether ``epoch`` (0-based) ends with evaluation/checkpointing (reference rule)."""
+        if epoch + 1 >= self.max_epochs:
+            return True
+        stage = self.stage_at(epoch)
+        period = max((stage.end_epoch - stage.start_epoch) // self.recipe.eval_freq + 1, 1)
+        return (stage.end_epoch - 1 - epoch) % period == 0
+
+    def eval_epochs(self) -> list[int]:
+        """All evaluation/checkpoint epochs (0-based)."""
+        return [e for e in range(self.max_epochs) if self.is_eval_epoch(e)]
+
+    def batch_norm_plan(self, per_device_batch: int, world_size: int = 1) -> BatchNormPlan:
+        """BatchNorm grouping for a per-device batch (validated, never truncated).
+
+        ``per_device_batch / bn_base_size`` groups are used when that is a whole number greater
+        than 1; a batch that is not a multiple of ``bn_base_size`` raises, because its groups
+        would silently differ in size. Below ``bn_base_size``, statistics are synchronised across
+        ``bn_base_size / per_device_batch`` devices when that many exist and divide the world;
+        otherwise plain BN is used and :attr:`BatchNormPlan.reason` says why.
+        """
+        base = self.recipe.bn_base_size
+        if per_device_batch < 1:
+            raise ValueError(f"per-device batch must be positive, got {per_device_batch}")
+        if per_device_batch == base:
+            return BatchNormPlan("plain")
+        if per_device_batch > base:
+            if per_device_batch % base:
+                raise ValueError(
+                    f"bn_base_size: per-device batch {per_device_batch} is not a multiple of "
+                    f"bn_base_size={base}; choose a batch size or bn_base_size so that it divides"
+                )
+            return BatchNormPlan("split", num_splits=per_device_batch // base)
+        if base % per_device_batch:
+            return BatchNormPlan(
+                "plain",
+                reason=f"per-device batch {per_device_batch} does not divide bn_base_size={base}",
+            )
+        group = base // per_device_batch
+        if group > world_size or world_size % group:
+            return BatchNormPlan(
+                "plain",
+                reason=(
+                    f"sync BN over {group} devices needs a world size that is a multiple of {group}; "
+                    f"have {world_size}"
+                ),
+            )
+        return BatchNormPlan("sync", sync_size=group)
+
+    # ----------------------------------------------------------------------------------------
+    # Cost
+    # ----------------------------------------------------------------------------------------
+    def epoch_batch_sizes(self, epoch: int, world_size: int = 1) -> list[int]:
+        """Per-device batch size of each short-cycle slot at ``epoch``."""
+        per_device = self.per_device_batch_size(epoch, world_size)
+        return [per_device * slot.batch_multiplier for slot in self.short_cycle_slots(epoch)]
+
+    def iterations(self, num_samples: int | None = None, world_size: int = 1, drop_last: bool = True) -> float:
+        """Total training iterations of the multigrid schedule.
+
+        With ``num_samples`` the count is exact for a ``DistributedSampler``-style split
+        (``ceil(num_samples / world_size)`` per rank). Without it, the count per clip is returned
+        (the limit of a very large dataset), which is what the theoretical speed-up uses.
+        """
+        total = 0.0
+        for epoch in range(self.max_epochs):
+            sizes = self.epoch_batch_sizes(epoch, world_size)
+            if num_samples is None:
+                total += len(sizes) / sum(sizes) / world_size
+            else:
+                per_rank = -(-num_samples // world_size)
+                total += batches_per_epoch(per_rank, sizes, drop_last)
+        return total
+
+    def baseline_iterations(self, num_samples: int | None = None, world_size: int = 1, drop_last: bool = True) -> float:
+        """Total training iterations of the baseline recipe (fixed shape, ``max_epochs``)."""
+        r = self.recipe
+        if num_samples is None:
+            return r.max_epochs / r.batch_size
+        per_rank = -(-num_samples // world_size)
+        return r.max_epochs * batches_per_epoch(per_rank, [r.batch_size // world_size], drop_last)
+
+    def theoretical_speedup(self, num_samples: int | None = None, world_size: int = 1) -> float:
+        """Baseline iterations / multigrid iterations (cost per iteration is about constant)."""
+        return self.baseline_iterations(num_samples, world_size) / self.iterations(num_samples, world_size)
+
+    # ----------------------------------------------------------------------------------------
+    # Presentation
+    # ----------------------------------------------------------------------------------------
+    def describe_stage(self, stage: Stage) -> str:
+        """A short human label, e.g. ``'[0,73) T=8 S=158 b=8'``."""
+        return (
+            f"[{stage.start_epoch},{stage.end_epoch}) T={stage.num_frames} S={stage.crop_size} "
+            f"b={stage.batch_factor}" + (" fine-tune" if stage.is_finetune else "")
+        )
+
+    def to_dict(self, num_samples: int | None = None, world_size: int = 1) -> dict:
+        """A JSON-serialisable summary (the ``schedule --json`` output)."""
+        r = self.recipe
+        return {
+            "max_epochs": self.max_epochs,
+            "baseline_max_epochs": r.max_epochs,
+            "lr_milestones": list(self.lr_milestones),
+            # 12 significant digits: 0.08 rather than 0.08000000000000002.
+            "lr_factors": [float(f"{f:.12g}") for f in self.lr_factors],
+            "stages": [
+                {
+                    "lr_stage": s.lr_stage,
+                    "batch_factor": s.batch_factor,
+                    "num_frames": s.num_frames,
+                    "crop_size": s.crop_size,
+                    "start_epoch": s.start_epoch,
+                    "end_epoch": s.end_epoch,
+                    "is_finetune": s.is_finetune,
+                    "global_batch_size": s.batch_factor * r.batch_size,
+                    "short_cycle": [
+                        {"crop_size": slot.crop_size, "batch_multiplier": slot.batch_multiplier}
+                        for slot in self.short_cycle_slots(s.start_epoch)
+                    ],
+                    "stride_range": list(self.stride_range(s.start_epoch)),
+                }
+                for s in self.stages
+            ],
+            "eval_epochs": self.eval_epochs(),
+            "iter_saving": self.iter_saving,
+            "theoretical_speedup": self.theoretical_speedup(num_samples, world_size),
+        }
+
+
+def slot_sequence(num_indices: int, slot_batch_sizes: Sequence[int], drop_last: bool) -> list[tuple[int, int]]:
+    """The ``(slot, batch size)`` of every batch an epoch of ``num_indices`` indices yields.
+
+    Slots rotate ``0, 1, 2, 0, ...`` from the first batch of the epoch; a last partial batch is
+    kept at its slot (``drop_last=False``) or dropped (``drop_last=True``). This is the single
+    definition that both the sampler's iteration and its ``len()`` follow, so they cannot disagree.
+    """
+    if any(b < 1 for b in slot_batch_sizes):
+        raise ValueError(f"slot batch sizes must be positive, got {list(slot_batch_sizes)}")
+    out = []
+    remaining, slot = num_indices, 0
+    n_slots = len(slot_batch_sizes)
+    cycle = sum(slot_batch_sizes)
+    # Whole cycles in one step, then the tail slot by slot.
+    full_cycles, remaining = divmod(remaining, cycle)
+    out.extend((i % n_slots, slot_batch_sizes[i % n_slots]) for i in range(full_cycles * n_slots))
+    while remaining > 0:
+        size = slot_batch_sizes[slot]
+        if remaining >= size:
+            out.append((slot, size))
+        elif not drop_last:
+            out.append((slot, remaining))
+        remaining -= size
+        slot = (slot + 1) % n_slots
+    return out
+
+
+def batches_per_epoch(num_indices: int, slot_batch_sizes: Sequence[int], drop_last: bool) -> int:
+    """Exact number of batches :func:`slot_sequence` yields, in O(1)."""
+    cycle = sum(slot_batch_sizes)
+    full_cycles, remaining = divmod(num_indices, cycle)
+    count = full_cycles * len(slot_batch_sizes)
+    for size in slot_batch_sizes:
+        if remaining <= 0:
+            break
+        if remaining >= size or not drop_last:
+            count += 1
+        remaining -= size
+    return count

@@ -1,0 +1,61 @@
+"""The `lightning-multigrid schedule` command, run as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+K400_ARGS = "--steps 0 94 154 196 --max-epochs 239 --num-frames 32 --crop-size 224 --batch-size 64".split()
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("lightning-multigrid", path=str(Path(sys.executable).parent))
+    assert exe, "console script lightning-multigrid is not installed in this environment"
+    return subprocess.run([exe, "schedule", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_k400_json_matches_spec():
+    out = run(*K400_ARGS, "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["max_epochs"] == 358
+    assert d["lr_milestones"] == [0, 73, 110, 142, 158, 205, 228, 248, 259, 291, 308, 322, 329, 343]
+    assert d["lr_factors"] == [8, 4, 2, 1, 0.8, 0.4, 0.2, 0.1, 0.08, 0.04, 0.02, 0.01, 0.01, 0.001]
+    assert round(d["theoretical_speedup"], 2) == 3.42
+    assert len(d["stages"]) == 13
+    ft = d["stages"][-1]
+    assert (ft["lr_stage"], ft["num_frames"], ft["crop_size"], ft["end_epoch"]) == (3, 32, 224, 358)
+    first = d["stages"][0]
+    assert {k: first[k] for k in ("lr_stage", "batch_factor", "num_frames", "crop_size", "end_epoch")} == {
+        "lr_stage": 0, "batch_factor": 8, "num_frames": 8, "crop_size": 158, "end_epoch": 73}
+
+
+def test_table_and_plot(tmp_path):
+    png = tmp_path / "k400.png"
+    out = run(*K400_ARGS, "--devices", "8", "--plot", str(png))
+    assert out.returncode == 0, out.stderr
+    assert "theoretical speed-up: 3.42x" in out.stdout
+    assert "[0,73)" in out.stdout and "split/8" in out.stdout and "0.01 -> 0.001" in out.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--steps", "1", "94", "--max-epochs", "239", "--num-frames", "32", "--crop-size", "224", "--batch-size", "64"], "steps:"),
+        (["--steps", "0", "94", "--max-epochs", "x", "--num-frames", "32", "--crop-size", "224", "--batch-size", "64"], "--max-epochs"),
+        ([*K400_ARGS[:-1], "12"], "bn_base_size"),
+        ([*K400_ARGS, "--devices", "3"], "not divisible by 3 devices"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(args, needle):
+    out = run(*args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], out.stderr
