@@ -21,6 +21,14 @@ _EXPORTS = {
     "unpack_key": "lightning_multigrid.keys",
     "MultigridBatchSampler": "lightning_multigrid.sampler",
     "SeededRandomSampler": "lightning_multigrid.sampler",
+    "MultigridCallback": "lightning_multigrid.callback",
+    "SplitBatchNorm3d": "lightning_multigrid.batchnorm",
+    "convert_to_split_batchnorm": "lightning_multigrid.batchnorm",
+    "update_bn_stats": "lightning_multigrid.batchnorm",
+    "VideoClassifier": "lightning_multigrid.models",
+    "build_model": "lightning_multigrid.models",
+    "list_models": "lightning_multigrid.models",
+    "load_checkpoint": "lightning_multigrid.models",
 }
 
 __all__ = sorted(_EXPORTS)

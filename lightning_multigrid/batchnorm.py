@@ -1,0 +1,656 @@
+"""BatchNorm grouping for multigrid training: split BN, sync BN and precise BN.
+
+Multigrid changes the per-device batch between long-cycle stages, but BatchNorm statistics should
+always be computed over about ``bn_base_size`` clips (see ``schedule.MultigridSchedule.batch_norm_plan``):
+
+* **split** (per-device batch larger than ``bn_base_size``): :class:`SplitBatchNorm3d` normalises
+  ``num_splits`` groups of the batch separately (sample ``i`` goes to group ``i % num_splits``) with
+  one running-statistics slot per group and the *same* affine parameters;
+* **sync** (per-device batch smaller): statistics are reduced across a group of devices with a
+  differentiable all-reduce (``torch.nn.SyncBatchNorm`` only runs on GPUs, this runs on any backend);
+* **plain**: exactly ``nn.BatchNorm3d``.
+
+Everything happens in place: :func:`convert_to_split_batchnorm` swaps the class of existing
+``nn.BatchNorm3d`` modules, so parameters, buffers and any optimizer holding them are untouched.
+Checkpoints always hold merged plain-BN tensors (the keys of ``nn.BatchNorm3d``), so a model trained
+with this package loads without it.
+
+Merging convention: split ``k`` keeps, like torch, a running mean ``m_k`` and a running *unbiased*
+variance ``v_k``. Merged statistics follow the law of total variance applied to the stored values:
+``mean = mean_k(m_k)`` and ``var = mean_k(v_k) + popvar_k(m_k)`` (population variance over the
+``k`` splits). For equal groups and *biased* group variances this is exactly the full-batch mean and
+biased variance; with torch's unbiased per-group variances (``n`` values per group and channel) the
+merged variance is ``full biased variance + mean_k(biased v_k) / (n - 1)``, i.e. within ``1/(n-1)``
+relative of it, the same order as torch's own biased/unbiased difference.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .schedule import BatchNormPlan
+
+__all__ = [
+    "SplitBatchNorm3d",
+    "apply_batchnorm_plan",
+    "convert_to_split_batchnorm",
+    "merge_moments",
+    "merge_split_statistics",
+    "new_sync_groups",
+    "revert_to_batchnorm",
+    "set_num_splits",
+    "set_sync_group",
+    "update_bn_stats",
+]
+
+_SPLIT_BUFFERS = ("split_running_mean", "split_running_var")
+_SPLIT_ATTRS = ("num_splits", "sync_group", "sync_size", "_split_stats_dirty")
+
+
+def merge_moments(means: Tensor, variances: Tensor) -> tuple[Tensor, Tensor]:
+    """Merge per-group statistics of equal-size groups (law of total variance).
+
+    Args:
+        means: ``(k, C)`` group means.
+        variances: ``(k, C)`` group variances.
+
+    Returns:
+        ``(mean, var)`` of shape ``(C,)``: the mean of the means, and the mean of the variances plus
+        the population variance of the means. Computed in float64 and returned in the input dtype,
+        so merging ``k`` identical groups returns them unchanged.
+    """
+    if means.shape != variances.shape or means.dim() != 2:
+        raise ValueError(
+            f"merge_moments: means and variances must both be (k, C), got {tuple(means.shape)} "
+            f"and {tuple(variances.shape)}"
+        )
+    m = means.double()
+    mean = m.mean(0)
+    var = variances.double().mean(0) + (m - mean).square().mean(0)
+    return mean.to(means.dtype), var.to(variances.dtype)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over a process group; the gradient is summed the same way (every output uses every input)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor, group: Any) -> Tensor:
+        ctx.group = group
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
+        return grad, None
+
+
+def _check_positive_int(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
+class SplitBatchNorm3d(nn.BatchNorm3d):
+    """``nn.BatchNorm3d`` with split (per-group) or synchronised (cross-device) statistics.
+
+    With ``num_splits == 1`` and no sync group it *is* ``nn.BatchNorm3d`` (same code path, bit for bit).
+    With ``num_splits = k > 1``, training normalises the ``k`` groups ``x[g::k]`` separately and keeps
+    their running statistics in the non-persistent buffers ``split_running_mean`` and
+    ``split_running_var`` of shape ``(k * C,)`` (split ``g`` at ``[g*C:(g+1)*C]``). ``running_mean`` and
+    ``running_var`` hold the merged statistics: they are refreshed on ``eval()``, on ``state_dict()``,
+    before the split count changes and by :meth:`merge_split_statistics`, so evaluation and checkpoints
+    always see merged, plain-BN tensors. ``weight`` and ``bias`` are shared by all splits.
+
+    With a sync group of ``sync_size > 1`` ranks, training statistics are computed over the union of
+    the group's batches (differentiably); evaluation uses the running statistics as usual.
+
+    Args:
+        num_features: channels ``C``.
+        *args: forwarded to ``nn.BatchNorm3d``.
+        num_splits: initial number of splits.
+        **kwargs: forwarded to ``nn.BatchNorm3d``.
+    """
+
+    num_splits: int
+    sync_size: int
+    sync_group: Any
+
+    def __init__(self, num_features: int, *args: Any, num_splits: int = 1, **kwargs: Any) -> None:
+        super().__init__(num_features, *args, **kwargs)
+        self._init_split_state()
+        self.set_num_splits(num_splits)
+
+    # ------------------------------------------------------------------------------------------
+    # State
+    # ------------------------------------------------------------------------------------------
+    def _init_split_state(self) -> None:
+        """Add the split/sync state to a module that is (or just became) a ``SplitBatchNorm3d``."""
+        self.num_splits = 1
+        self.sync_group = None
+        self.sync_size = 1
+        # True while the split buffers hold updates that running_mean/var do not reflect yet.
+        self._split_stats_dirty = False
+        if self.track_running_stats:
+            ref = self.running_mean
+            assert ref is not None
+            # Non-persistent: state_dict() keeps exactly the keys of nn.BatchNorm3d. Empty at k == 1
+            # (the running buffers are the statistics then), resized in place when k changes so that
+            # anything holding the buffer objects (e.g. DDP's buffer broadcast) keeps seeing them.
+            self.register_buffer("split_running_mean", ref.new_empty(0), persistent=False)
+            self.register_buffer("split_running_var", ref.new_empty(0), persistent=False)
+        else:
+            self.register_buffer("split_running_mean", None, persistent=False)
+            self.register_buffer("split_running_var", None, persistent=False)
+
+    def _remove_split_state(self) -> None:
+        for name in _SPLIT_BUFFERS:
+            self._buffers.pop(name, None)
+            self._non_persistent_buffers_set.discard(name)
+        for name in _SPLIT_ATTRS:
+            self.__dict__.pop(name, None)
+
+    def reset_running_stats(self) -> None:
+        """Reset the running statistics, split ones included."""
+        super().reset_running_stats()
+        split_mean = self._buffers.get("split_running_mean")
+        split_var = self._buffers.get("split_running_var")
+        if split_mean is not None and split_var is not None:
+            split_mean.zero_()
+            split_var.fill_(1)
+        if "_split_stats_dirty" in self.__dict__:
+            self._split_stats_dirty = False
+
+    @torch.no_grad()
+    def _splits_from_running(self) -> None:
+        """Make every split start from the (merged) running statistics."""
+        if not self.track_running_stats:
+            return
+        k = self.num_splits
+        for split_name, running_name in zip(
+            _SPLIT_BUFFERS, ("running_mean", "running_var"), strict=True
+        ):
+            split: Tensor = getattr(self, split_name)
+            running: Tensor = getattr(self, running_name)
+            new = running.repeat(k) if k > 1 else running.new_empty(0)
+            if split.shape == new.shape and split.dtype == new.dtype and split.device == new.device:
+                split.copy_(new)
+            else:
+                split.data = new
+        self._split_stats_dirty = False
+
+    @torch.no_grad()
+    def merge_split_statistics(self) -> None:
+        """Write the merged split statistics into ``running_mean``/``running_var``.
+
+        A no-op when there is nothing new to merge (one split, or no training step since the last
+        merge), so statistics loaded or recomputed into the running buffers are never overwritten by
+        stale split statistics.
+        """
+        if self.num_splits == 1 or not self.track_running_stats or not self._split_stats_dirty:
+            return
+        k = self.num_splits
+        mean, var = merge_moments(
+            self.split_running_mean.view(k, -1), self.split_running_var.view(k, -1)
+        )
+        self.running_mean.copy_(mean)  # type: ignore[union-attr]
+        self.running_var.copy_(var)  # type: ignore[union-attr]
+        self._split_stats_dirty = False
+
+    def set_num_splits(self, num_splits: int) -> None:
+        """Change the split count: merge, then every new split starts from the merged statistics."""
+        _check_positive_int(num_splits, "num_splits", "SplitBatchNorm3d.set_num_splits")
+        if num_splits > 1 and self.sync_size > 1:
+            raise ValueError(
+                f"SplitBatchNorm3d.set_num_splits: cannot split into {num_splits} groups while "
+                f"statistics are synchronised across {self.sync_size} devices; call "
+                "set_sync_group(module, None, 1) first"
+            )
+        if num_splits == self.num_splits:
+            return
+        self.merge_split_statistics()
+        self.num_splits = num_splits
+        self._splits_from_running()
+
+    def set_sync_group(self, process_group: Any, group_size: int) -> None:
+        """Synchronise training statistics across ``group_size`` ranks (``None, 1``: local stats)."""
+        _check_positive_int(group_size, "group_size", "SplitBatchNorm3d.set_sync_group")
+        if group_size > 1 and self.num_splits > 1:
+            raise ValueError(
+                f"SplitBatchNorm3d.set_sync_group: cannot synchronise across {group_size} devices "
+                f"while the batch is split into {self.num_splits} groups; call set_num_splits(1) first"
+            )
+        self.sync_group = process_group if group_size > 1 else None
+        self.sync_size = group_size
+
+    # ------------------------------------------------------------------------------------------
+    # nn.Module hooks
+    # ------------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> SplitBatchNorm3d:
+        if not mode:
+            # Evaluation must use merged statistics.
+            self.merge_split_statistics()
+        return super().train(mode)
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        # Merging only rewrites running_mean/var, which split training does not read, so saving
+        # never changes how training continues; checkpoints hold plain-BN tensors.
+        self.merge_split_statistics()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if prefix + "running_mean" in state_dict or prefix + "running_var" in state_dict:
+            # Loaded statistics are merged ones: every split restarts from them.
+            self._splits_from_running()
+
+    def __getstate__(self) -> dict:
+        # Process groups cannot be pickled or deep-copied: a copy (e.g. an EMA model) uses local
+        # statistics until set_sync_group is called on it.
+        state = super().__getstate__()
+        if state.get("sync_group") is not None:
+            state["sync_group"] = None
+            state["sync_size"] = 1
+        return state
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, num_splits={self.num_splits}, sync_size={self.sync_size}"
+
+    # ------------------------------------------------------------------------------------------
+    # Forward
+    # ------------------------------------------------------------------------------------------
+    def forward(self, input: Tensor) -> Tensor:
+        if self.num_splits == 1 and (self.sync_size == 1 or not self.training):
+            return super().forward(input)
+        self._check_input_dim(input)
+        if not self.training and self.running_mean is not None:
+            self.merge_split_statistics()  # no-op after eval(), which already merged
+            return super().forward(input)
+        factor = self._exponential_average_factor()
+        if self.sync_size > 1:
+            return self._forward_sync(input, factor)
+        return self._forward_split(input, factor)
+
+    def _exponential_average_factor(self) -> float:
+        """Count the batch and return the running-average factor, exactly as ``_BatchNorm`` does."""
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked)
+        return factor
+
+    def _forward_split(self, input: Tensor, factor: float) -> Tensor:
+        k, n, c = self.num_splits, input.shape[0], self.num_features
+        update = self.training and self.track_running_stats
+        run_mean = self.split_running_mean if update else None
+        run_var = self.split_running_var if update else None
+        if update:
+            self._split_stats_dirty = True
+        if n % k == 0:
+            # Sample i = a*k + g lands in channel block g: (N, C, ...) -> (N/k, k*C, ...) is a view.
+            x = input.reshape(n // k, k * c, *input.shape[2:])
+            weight = self.weight.repeat(k) if self.weight is not None else None
+            bias = self.bias.repeat(k) if self.bias is not None else None
+            y = F.batch_norm(x, run_mean, run_var, weight, bias, True, factor, self.eps)
+            return y.reshape(input.shape)
+        # A partial batch: groups differ in size, normalise each on its own.
+        outputs, order = [], []
+        for g in range(k):
+            part = input[g::k]
+            if part.shape[0] == 0:
+                continue  # fewer samples than splits: this split sees no data
+            block = slice(g * c, (g + 1) * c)
+            outputs.append(
+                F.batch_norm(
+                    part,
+                    run_mean[block] if run_mean is not None else None,
+                    run_var[block] if run_var is not None else None,
+                    self.weight,
+                    self.bias,
+                    True,
+                    factor,
+                    self.eps,
+                )
+            )
+            order.append(torch.arange(g, n, k, device=input.device))
+        inverse = torch.argsort(torch.cat(order))
+        return torch.cat(outputs).index_select(0, inverse)
+
+    def _forward_sync(self, input: Tensor, factor: float) -> Tensor:
+        c = self.num_features
+        dims = [0, *range(2, input.dim())]
+        # Statistics in at least float32; per-rank (mean, biased var) are exact two-pass values and
+        # are combined in float64, which is as stable as a Welford merge and needs one all-reduce.
+        x = input if input.dtype in (torch.float32, torch.float64) else input.float()
+        local_var, local_mean = torch.var_mean(x, dim=dims, correction=0)
+        count = input.numel() // max(c, 1)
+        mean64 = local_mean.double()
+        packed = torch.cat(
+            [
+                mean64 * count,
+                (local_var.double() + mean64.square()) * count,
+                mean64.new_full((1,), float(count)),
+            ]
+        )
+        total = _AllReduceSum.apply(packed, self.sync_group)
+        n = total[2 * c]
+        mean = total[:c] / n
+        var = (total[c : 2 * c] / n - mean.square()).clamp_min(0)
+        if self.training and self.track_running_stats:
+            with torch.no_grad():
+                unbiased = var * n / (n - 1).clamp_min(1)
+                rm, rv = self.running_mean, self.running_var
+                assert rm is not None and rv is not None
+                rm.mul_(1 - factor).add_(mean.to(rm.dtype), alpha=factor)
+                rv.mul_(1 - factor).add_(unbiased.to(rv.dtype), alpha=factor)
+        scale = torch.rsqrt(var + self.eps).to(x.dtype)
+        if self.weight is not None:
+            scale = scale * self.weight.to(x.dtype)
+        shift = -mean.to(x.dtype) * scale
+        if self.bias is not None:
+            shift = shift + self.bias.to(x.dtype)
+        shape = (1, c) + (1,) * (input.dim() - 2)
+        return torch.addcmul(shift.view(shape), x, scale.view(shape)).to(input.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Module-level helpers
+# ----------------------------------------------------------------------------------------------
+def _split_bns(module: nn.Module) -> list[SplitBatchNorm3d]:
+    return [m for m in module.modules() if isinstance(m, SplitBatchNorm3d)]
+
+
+def convert_to_split_batchnorm(module: nn.Module) -> list[SplitBatchNorm3d]:
+    """Turn every exact ``nn.BatchNorm3d`` in ``module`` into a :class:`SplitBatchNorm3d`, in place.
+
+    Only the class changes: parameter and buffer objects stay the same (an optimizer holding them keeps
+    working). Subclasses of ``nn.BatchNorm3d`` (custom norms), ``nn.SyncBatchNorm`` and other
+    BatchNorm dimensions are left alone. Idempotent.
+
+    Returns:
+        All :class:`SplitBatchNorm3d` modules of ``module`` (converted now or before), in module order.
+    """
+    for m in module.modules():
+        if type(m) is nn.BatchNorm3d:
+            m.__class__ = SplitBatchNorm3d
+            m._init_split_state()  # type: ignore[attr-defined]
+    return _split_bns(module)
+
+
+def revert_to_batchnorm(module: nn.Module) -> list[nn.BatchNorm3d]:
+    """Turn every :class:`SplitBatchNorm3d` back into ``nn.BatchNorm3d`` in place, merging first.
+
+    Returns:
+        The reverted modules (same objects).
+    """
+    reverted: list[nn.BatchNorm3d] = []
+    for m in _split_bns(module):
+        if type(m) is not SplitBatchNorm3d:
+            continue  # a user subclass: reverting would drop its own behaviour
+        m.merge_split_statistics()
+        m._remove_split_state()
+        m.__class__ = nn.BatchNorm3d
+        reverted.append(m)
+    return reverted
+
+
+def set_num_splits(module: nn.Module, num_splits: int) -> list[SplitBatchNorm3d]:
+    """Set the split count of every :class:`SplitBatchNorm3d` in ``module`` (merging first).
+
+    Returns:
+        The affected modules; empty if ``module`` was never converted.
+    """
+    _check_positive_int(num_splits, "num_splits", "set_num_splits")
+    bns = _split_bns(module)
+    for bn in bns:
+        bn.set_num_splits(num_splits)
+    return bns
+
+
+def merge_split_statistics(module: nn.Module) -> list[SplitBatchNorm3d]:
+    """Write merged split statistics into ``running_mean``/``running_var`` of every split BN."""
+    bns = _split_bns(module)
+    for bn in bns:
+        bn.merge_split_statistics()
+    return bns
+
+
+def set_sync_group(
+    module: nn.Module, process_group: Any, group_size: int
+) -> list[SplitBatchNorm3d]:
+    """Synchronise training statistics of every split BN across the ranks of ``process_group``.
+
+    Args:
+        module: a module converted with :func:`convert_to_split_batchnorm`.
+        process_group: the group of this rank (from :func:`new_sync_groups`); ignored when
+            ``group_size == 1``.
+        group_size: ranks in the group; ``1`` returns to local statistics.
+
+    Returns:
+        The affected modules.
+    """
+    _check_positive_int(group_size, "group_size", "set_sync_group")
+    if group_size > 1:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(
+                f"set_sync_group: sync BN over {group_size} devices needs torch.distributed to be "
+                "initialised"
+            )
+        if process_group is None:
+            raise ValueError(
+                f"set_sync_group: sync BN over {group_size} devices needs a process group "
+                "(create it with new_sync_groups)"
+            )
+        actual = dist.get_world_size(process_group)
+        if actual != group_size:
+            raise ValueError(
+                f"set_sync_group: the process group has {actual} ranks for this rank, expected "
+                f"group_size={group_size}"
+            )
+    bns = _split_bns(module)
+    for bn in bns:
+        bn.set_sync_group(process_group, group_size)
+    return bns
+
+
+def new_sync_groups(group_size: int) -> Any:
+    """Create contiguous groups of ``group_size`` ranks and return the one this rank belongs to.
+
+    Every rank must call this at the same point with the same ``group_size`` (``new_group`` is a
+    collective that every rank runs for every group, in the same order).
+
+    Raises:
+        RuntimeError: torch.distributed is not initialised.
+        ValueError: ``group_size`` does not divide the world size.
+    """
+    _check_positive_int(group_size, "group_size", "new_sync_groups")
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("new_sync_groups: torch.distributed is not initialised")
+    world, rank = dist.get_world_size(), dist.get_rank()
+    if world % group_size:
+        raise ValueError(
+            f"new_sync_groups: group_size={group_size} does not divide the world size {world}"
+        )
+    mine = None
+    for start in range(0, world, group_size):
+        ranks = list(range(start, start + group_size))
+        group = dist.new_group(ranks=ranks)
+        if rank in ranks:
+            mine = group
+    return mine
+
+
+def apply_batchnorm_plan(
+    module: nn.Module, plan: BatchNormPlan, sync_groups: dict[int, Any] | None = None
+) -> list[SplitBatchNorm3d]:
+    """Put every ``BatchNorm3d`` of ``module`` into the mode of ``plan`` (converting in place if needed).
+
+    Args:
+        module: the model.
+        plan: from ``MultigridSchedule.batch_norm_plan``.
+        sync_groups: for ``"sync"`` plans, this rank's process group per group size, created on all
+            ranks beforehand with :func:`new_sync_groups` (group creation is collective, so it cannot
+            happen lazily on one rank).
+
+    Returns:
+        The split BN modules.
+    """
+    bns = convert_to_split_batchnorm(module)
+    if plan.mode == "plain":
+        set_sync_group(module, None, 1)
+        set_num_splits(module, 1)
+    elif plan.mode == "split":
+        set_sync_group(module, None, 1)
+        set_num_splits(module, plan.num_splits)
+    elif plan.mode == "sync":
+        group = (sync_groups or {}).get(plan.sync_size)
+        if plan.sync_size > 1 and group is None:
+            raise ValueError(
+                f"apply_batchnorm_plan: sync BN over {plan.sync_size} devices needs its process group; "
+                f"create it on every rank with new_sync_groups({plan.sync_size}) and pass "
+                f"sync_groups={{{plan.sync_size}: group}}"
+            )
+        set_num_splits(module, 1)
+        set_sync_group(module, group, plan.sync_size)
+    else:
+        raise ValueError(f"apply_batchnorm_plan: unknown BatchNormPlan.mode {plan.mode!r}")
+    return bns
+
+
+# ----------------------------------------------------------------------------------------------
+# Precise BN
+# ----------------------------------------------------------------------------------------------
+def _default_forward(model: nn.Module, batch: Any) -> Any:
+    return model(batch)
+
+
+def update_bn_stats(
+    model: nn.Module,
+    batches: Iterable[Any],
+    num_batches: int = 200,
+    forward: Callable[[nn.Module, Any], Any] | None = None,
+) -> int:
+    """Recompute BatchNorm running statistics as the average of per-batch statistics ("precise BN").
+
+    Every BatchNorm with running statistics (plain, split, sync) is reset and fed up to
+    ``num_batches`` batches in train mode under ``torch.no_grad`` with ``momentum=None`` (torch's
+    cumulative average: after ``n`` batches the running statistics are the mean of the ``n`` per-batch
+    statistics, i.e. momentum 1 averaging). Split BNs accumulate per-split statistics, which are then
+    merged; sync BNs keep their device group (every rank of a group must feed the same number of
+    batches, as in training). If torch.distributed is initialised, the results are averaged over all
+    ranks, so every rank holds the same statistics (every rank must call this). Afterwards every split
+    starts from the final merged statistics, and momentum, ``num_batches_tracked`` and every module's
+    train/eval mode are restored. On error the previous statistics are restored.
+
+    Args:
+        model: the model.
+        batches: an iterable of batches (e.g. a train loader at the base shape).
+        num_batches: use at most this many batches.
+        forward: ``forward(model, batch)``; defaults to ``model(batch)`` (pass one for dict batches or
+            SlowFast pathway lists).
+
+    Returns:
+        The number of batches used (0 if the model has no BatchNorm with running statistics).
+
+    Raises:
+        ValueError: ``batches`` yielded no batch.
+    """
+    _check_positive_int(num_batches, "num_batches", "update_bn_stats")
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    if not bns:
+        return 0
+    run = forward if forward is not None else _default_forward
+    modes = [(m, m.training) for m in model.modules()]
+    saved = [
+        (
+            bn,
+            bn.momentum,
+            {k: v.clone() for k, v in bn._buffers.items() if v is not None},
+            bn.__dict__.get("_split_stats_dirty"),
+        )
+        for bn in bns
+    ]
+    used = 0
+    succeeded = False
+    try:
+        model.train()
+        for bn in bns:
+            bn.momentum = None
+            bn.reset_running_stats()
+        with torch.no_grad():
+            for batch in itertools.islice(batches, num_batches):
+                run(model, batch)
+                used += 1
+        if used == 0:
+            raise ValueError(
+                "update_bn_stats: `batches` yielded no batch; precise BN needs at least one"
+            )
+        for bn in bns:
+            if isinstance(bn, SplitBatchNorm3d):
+                bn.merge_split_statistics()
+        _average_across_ranks(bns)
+        for bn in bns:
+            if isinstance(bn, SplitBatchNorm3d):
+                bn._splits_from_running()
+        succeeded = True
+    finally:
+        with torch.no_grad():
+            for bn, momentum, buffers, dirty in saved:
+                bn.momentum = momentum
+                # The training counter is not precise BN's business; statistics are, unless we failed.
+                restore = (
+                    buffers
+                    if not succeeded
+                    else {"num_batches_tracked": buffers["num_batches_tracked"]}
+                )
+                for name, value in restore.items():
+                    current = bn._buffers[name]
+                    if current is not None and current.shape == value.shape:
+                        current.copy_(value)
+                    elif current is not None:
+                        current.data = value
+                if not succeeded and dirty is not None:
+                    bn._split_stats_dirty = dirty
+        for m, was_training in modes:
+            m.training = was_training
+    return used
+
+
+@torch.no_grad()
+def _average_across_ranks(bns: list[_BatchNorm]) -> None:
+    """Average running statistics over all ranks with one all-reduce."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    world = dist.get_world_size()
+    if world == 1:
+        return
+    tensors = [t for bn in bns for t in (bn.running_mean, bn.running_var) if t is not None]
+    flat = torch.cat([t.reshape(-1).double() for t in tensors])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()

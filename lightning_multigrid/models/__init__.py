@@ -1,0 +1,40 @@
+"""Video networks for multigrid training: a pytorchvideo model zoo, checkpoint loading, and
+the :class:`VideoClassifier` LightningModule."""
+
+from lightning_multigrid.models.checkpoints import (
+    CheckpointLoadResult,
+    classifier_name,
+    load_checkpoint,
+)
+from lightning_multigrid.models.classifier import DefaultSGD, VideoClassifier, aggregate_views
+from lightning_multigrid.models.zoo import (
+    ModelRequirements,
+    ModelSpec,
+    build_model,
+    check_clip_shape,
+    check_schedule,
+    get_spec,
+    list_models,
+    model_requirements,
+    pack_pathways,
+    pretrained_checkpoint_path,
+)
+
+__all__ = [
+    "CheckpointLoadResult",
+    "DefaultSGD",
+    "ModelRequirements",
+    "ModelSpec",
+    "VideoClassifier",
+    "aggregate_views",
+    "build_model",
+    "check_clip_shape",
+    "check_schedule",
+    "classifier_name",
+    "get_spec",
+    "list_models",
+    "load_checkpoint",
+    "model_requirements",
+    "pack_pathways",
+    "pretrained_checkpoint_path",
+]

@@ -1,0 +1,270 @@
+"""Loading network weights from local files, with fine-tuning and a precise report.
+
+Accepted files (all read on the CPU, never downloaded):
+
+* pytorchvideo / PySlowFast-style ``.pyth``: a dict whose ``"model_state"`` holds the state dict;
+* a plain state dict (``torch.save(model.state_dict(), path)``);
+* a Lightning ``.ckpt``: ``"state_dict"`` with the network under a ``model.`` prefix (as
+  :class:`~lightning_multigrid.models.VideoClassifier` saves it). ``module.`` (DDP) and
+  ``_orig_mod.`` (``torch.compile``) prefixes are removed too.
+
+When the checkpoint's classification layer has another shape than the model's (a different
+number of classes), that layer is re-initialised instead of loaded: this is fine-tuning. Any other
+shape mismatch is an error that names the keys, because it means a different architecture.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from pytorch_lightning.utilities import rank_zero_only
+
+__all__ = ["CheckpointLoadResult", "classifier_name", "extract_state_dict", "load_checkpoint", "read_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+# How many key names a log line lists before abbreviating.
+_MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class CheckpointLoadResult:
+    """What :func:`load_checkpoint` did.
+
+    Attributes:
+        source: the file (or ``"<state dict>"``) the weights came from.
+        loaded_keys: model keys whose values were copied from the checkpoint.
+        missing_keys: model keys the checkpoint lacks (they keep their current values); the
+            re-initialised classifier keys are not listed here.
+        unexpected_keys: checkpoint keys the model does not have (ignored).
+        reinitialized_keys: classifier keys re-initialised because the class count differs.
+        ignored_keys: keys of a Lightning checkpoint outside the network (no ``model.`` prefix).
+        checkpoint_num_classes: output size of the checkpoint's classifier, when found.
+        model_num_classes: output size of the model's classifier, when found.
+    """
+
+    source: str
+    loaded_keys: tuple[str, ...]
+    missing_keys: tuple[str, ...]
+    unexpected_keys: tuple[str, ...]
+    reinitialized_keys: tuple[str, ...] = ()
+    ignored_keys: tuple[str, ...] = ()
+    checkpoint_num_classes: int | None = None
+    model_num_classes: int | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Every model key was loaded and every checkpoint key used."""
+        return not (self.missing_keys or self.unexpected_keys or self.reinitialized_keys)
+
+    def summary(self) -> str:
+        """One line listing what was loaded, re-initialised, missing and unexpected."""
+        total = len(self.loaded_keys) + len(self.missing_keys) + len(self.reinitialized_keys)
+        parts = [f"loaded {len(self.loaded_keys)}/{total} model tensors from {self.source}"]
+        if self.reinitialized_keys:
+            parts.append(
+                f"classifier re-initialised for fine-tuning ({self.checkpoint_num_classes} classes in the "
+                f"checkpoint, {self.model_num_classes} in the model): {_listing(self.reinitialized_keys)}"
+            )
+        parts.append(f"missing keys: {_listing(self.missing_keys)}")
+        parts.append(f"unexpected keys: {_listing(self.unexpected_keys)}")
+        if self.ignored_keys:
+            parts.append(f"ignored non-network keys: {_listing(self.ignored_keys)}")
+        return "; ".join(parts)
+
+
+def _listing(keys: tuple[str, ...] | list[str]) -> str:
+    if not keys:
+        return "none"
+    shown = ", ".join(keys[:_MAX_LISTED])
+    more = f" (+{len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else ""
+    return f"[{shown}]{more}"
+
+
+def classifier_name(model: nn.Module) -> str | None:
+    """Qualified name of the final classification ``nn.Linear`` of ``model``.
+
+    pytorchvideo networks end with a head whose ``proj`` is the classifier (``blocks.<last>.proj``);
+    for other modules the last ``nn.Linear`` registered is taken. ``None`` if there is none.
+    """
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.ModuleList) and len(blocks) > 0:
+        proj = getattr(blocks[-1], "proj", None)
+        if isinstance(proj, nn.Linear):
+            return f"blocks.{len(blocks) - 1}.proj"
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = name
+    return last
+
+
+def read_checkpoint(path: str | PathLike[str]) -> Any:
+    """``torch.load`` a local checkpoint onto the CPU.
+
+    Tensors-only loading (``weights_only=True``) is tried first; a file that needs arbitrary
+    pickled objects (e.g. a Lightning ``.ckpt`` whose hyper-parameters hold callables) is loaded
+    fully, with a warning, since that executes code from the file.
+
+    Raises:
+        FileNotFoundError: naming the path when there is no such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.warning(
+            "checkpoint %s holds non-tensor objects (%s); loading it with weights_only=False: only do "
+            "this with files you trust",
+            path,
+            first_line,
+        )
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "<state dict>") -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Find the network's state dict inside a loaded checkpoint.
+
+    Returns:
+        ``(state_dict, ignored_keys)``: tensors keyed as in the bare network, and the keys of a
+        Lightning checkpoint that lie outside the network.
+
+    Raises:
+        ValueError: naming the top-level keys when no state dict can be found.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"{source}: expected a dict-like checkpoint, got {type(checkpoint).__name__}")
+    ignored: list[str] = []
+    if isinstance(checkpoint.get("model_state"), Mapping):
+        state = dict(checkpoint["model_state"])
+    elif isinstance(checkpoint.get("state_dict"), Mapping):
+        state = dict(checkpoint["state_dict"])
+        state = {_strip_wrappers(k): v for k, v in state.items()}
+        if any(k.startswith("model.") for k in state):
+            ignored = sorted(k for k in state if not k.startswith("model."))
+            state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        state = dict(checkpoint)
+    else:
+        keys = ", ".join(map(str, list(checkpoint)[:10]))
+        raise ValueError(
+            f"{source}: no state dict found: expected a 'model_state' (pytorchvideo .pyth) or 'state_dict' "
+            f"(Lightning .ckpt) entry, or a plain state dict of tensors; top-level keys: [{keys}]"
+        )
+    state = {_strip_wrappers(k): v for k, v in state.items()}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    ignored += sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return state, ignored
+
+
+def _strip_wrappers(key: str) -> str:
+    # torch.compile wraps the module as `_orig_mod`, anywhere in the path.
+    return key.replace("_orig_mod.", "")
+
+
+def load_checkpoint(
+    model: nn.Module,
+    checkpoint: str | PathLike[str] | Mapping[str, Any],
+    *,
+    strict: bool = False,
+    reinit_classifier: bool = True,
+) -> CheckpointLoadResult:
+    """Load weights into ``model``, re-initialising its classifier when the class count differs.
+
+    Args:
+        model: the network (a pytorchvideo ``Net`` or any module).
+        checkpoint: a local file path, or an already loaded checkpoint / state dict.
+        strict: raise if any model key is missing or any checkpoint key is unexpected.
+        reinit_classifier: when the classifier's shape differs, re-initialise it (fine-tuning);
+            if ``False`` that mismatch raises like any other.
+
+    Returns:
+        A :class:`CheckpointLoadResult`; its :meth:`~CheckpointLoadResult.summary` is also logged
+        (as a warning when keys are missing or unexpected).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: shapes differ outside the classifier (the keys and shapes are named), or no
+            checkpoint key matches the model at all.
+        RuntimeError: ``strict`` and keys are missing or unexpected.
+    """
+    if isinstance(checkpoint, Mapping):
+        source, raw = "<state dict>", checkpoint
+    else:
+        source, raw = str(checkpoint), read_checkpoint(checkpoint)
+    state, ignored = extract_state_dict(raw, source)
+    own = model.state_dict()
+
+    cls = classifier_name(model)
+    cls_keys = {f"{cls}.weight", f"{cls}.bias"} & set(own) if cls is not None else set()
+    model_classes = int(own[f"{cls}.weight"].shape[0]) if f"{cls}.weight" in own else None
+    ckpt_classes = (
+        int(state[f"{cls}.weight"].shape[0]) if cls is not None and f"{cls}.weight" in state else None
+    )
+
+    mismatched: list[str] = []
+    classifier_mismatch = False
+    for key, value in state.items():
+        if key in own and tuple(own[key].shape) != tuple(value.shape):
+            if key in cls_keys and reinit_classifier:
+                classifier_mismatch = True
+            else:
+                mismatched.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}")
+    if mismatched:
+        raise ValueError(
+            f"{source}: {len(mismatched)} tensor(s) have a different shape than in the model (a different "
+            f"architecture or builder overrides?): " + "; ".join(mismatched[:_MAX_LISTED])
+        )
+    reinit = sorted(cls_keys) if classifier_mismatch else []
+    usable = {k: v for k, v in state.items() if k not in reinit}
+    if own and not any(k in own for k in usable):
+        sample = ", ".join(list(state)[:5])
+        raise ValueError(
+            f"{source}: none of the checkpoint's {len(state)} keys match the model (checkpoint keys start "
+            f"[{sample}], model keys start [{', '.join(list(own)[:5])}]); PySlowFast checkpoints name "
+            "layers differently from pytorchvideo"
+        )
+
+    incompatible = model.load_state_dict(usable, strict=False)
+    if reinit:
+        _reset_linear(model.get_submodule(cls))  # type: ignore[arg-type]
+    missing = tuple(k for k in incompatible.missing_keys if k not in reinit)
+    result = CheckpointLoadResult(
+        source=source,
+        loaded_keys=tuple(k for k in usable if k in own),
+        missing_keys=missing,
+        unexpected_keys=tuple(incompatible.unexpected_keys),
+        reinitialized_keys=tuple(reinit),
+        ignored_keys=tuple(ignored),
+        checkpoint_num_classes=ckpt_classes,
+        model_num_classes=model_classes,
+    )
+    if strict and (result.missing_keys or result.unexpected_keys):
+        raise RuntimeError(f"strict checkpoint loading failed: {result.summary()}")
+    if rank_zero_only.rank == 0:
+        level = logging.WARNING if (result.missing_keys or result.unexpected_keys) else logging.INFO
+        log.log(level, "%s", result.summary())
+    return result
+
+
+@torch.no_grad()
+def _reset_linear(layer: nn.Module) -> None:
+    # pytorchvideo's own initialisation of a classification layer (init_net_weights).
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"classifier must be an nn.Linear to be re-initialised, got {type(layer).__name__}")
+    layer.weight.normal_(mean=0.0, std=0.01)
+    if layer.bias is not None:
+        layer.bias.zero_()

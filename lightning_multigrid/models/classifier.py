@@ -1,0 +1,377 @@
+"""``VideoClassifier``: a LightningModule around a zoo network (or any video network).
+
+Batches are dicts::
+
+    {"video": Tensor (B, C, T, H, W) or [slow, fast] for SlowFast,
+     "label": int64 (B,) (single-label) or float multi-hot (B, K) (multi-label),
+     "video_index": optional int (B,), which source video each clip comes from (test time)}
+
+A SlowFast network also accepts a single ``(B, C, T, H, W)`` tensor: it is split into pathways
+here (:func:`~lightning_multigrid.models.zoo.pack_pathways`), so the data side may stay unaware of
+the model. Multi-view testing averages the softmax (sigmoid for multi-label) scores of all clips
+and crops of a video before computing video-level top-1/top-5 (mAP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
+from torchmetrics.functional.classification import multiclass_accuracy, multilabel_average_precision
+
+from lightning_multigrid.models.checkpoints import classifier_name
+from lightning_multigrid.models.zoo import (
+    ModelRequirements,
+    build_model,
+    model_requirements,
+    pack_pathways,
+)
+
+__all__ = ["DefaultSGD", "VideoClassifier", "aggregate_views"]
+
+Video = torch.Tensor | Sequence[torch.Tensor]
+
+
+class DefaultSGD(torch.optim.SGD):
+    """SGD with the SlowFast recipe's defaults: lr 0.1, momentum 0.9, Nesterov, weight decay 1e-4.
+
+    A class (not a lambda) so that it is a valid, serialisable default for LightningCLI's
+    ``OptimizerCallable`` (``--model.optimizer.lr 0.2`` works).
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        nesterov: bool = True,
+        dampening: float = 0.0,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=dampening
+        )
+
+
+class VideoClassifier(pl.LightningModule):
+    """Video classification with a pytorchvideo network.
+
+    Args:
+        model: a zoo name (see :func:`~lightning_multigrid.models.list_models`) or a network. A
+            network of your own may carry ``multigrid_requirements`` (see ``ModelRequirements``);
+            it is not saved in the hyper-parameters, so pass it again to ``load_from_checkpoint``
+            (as ``optimizer`` and ``lr_scheduler``, which are not saved either).
+        num_classes: number of classes (labels, for multi-label).
+        multi_label: sigmoid/BCE with mAP instead of softmax/cross-entropy with top-k accuracy.
+        pretrained: start from the model's pytorchvideo checkpoint in ``$TORCH_HOME/hub/checkpoints``.
+        checkpoint_path: start from this local checkpoint instead.
+        dropout: dropout before the classifier (``None``: the recipe's).
+        model_kwargs: further builder arguments for a zoo model (e.g. ``{"stem_dim_out": 16}``).
+        optimizer: called with the parameter groups; default :class:`DefaultSGD`.
+        lr_scheduler: called with the optimizer; stepped every epoch (``None``: constant LR).
+        label_smoothing: label smoothing of the loss (multi-label: targets pulled towards 0.5).
+        zero_decay_norm_bias: put normalisation parameters and biases in a group without weight
+            decay (the reference recipe).
+    """
+
+    def __init__(
+        self,
+        model: str | nn.Module,
+        num_classes: int,
+        multi_label: bool = False,
+        pretrained: bool = False,
+        checkpoint_path: str | None = None,
+        dropout: float | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        optimizer: OptimizerCallable = DefaultSGD,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        label_smoothing: float = 0.0,
+        zero_decay_norm_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        # The optimizer and scheduler callables stay out of the hyper-parameters: a checkpoint
+        # holding classes or closures cannot be read with torch.load(weights_only=True), which
+        # load_from_checkpoint uses by default (LightningCLI records them in its config.yaml).
+        ignore = ["optimizer", "lr_scheduler"] + (["model"] if isinstance(model, nn.Module) else [])
+        self.save_hyperparameters(ignore=ignore)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"VideoClassifier: label_smoothing must be in [0, 1), got {label_smoothing}")
+
+        if isinstance(model, str):
+            self.model = build_model(
+                model,
+                num_classes,
+                pretrained=pretrained,
+                checkpoint_path=checkpoint_path,
+                dropout=dropout,
+                **(model_kwargs or {}),
+            )
+        elif isinstance(model, nn.Module):
+            if pretrained or checkpoint_path is not None or model_kwargs:
+                raise ValueError(
+                    "VideoClassifier: pretrained, checkpoint_path and model_kwargs apply to zoo names only; "
+                    "load weights into your own network before passing it"
+                )
+            self.model = model
+        else:
+            raise TypeError(f"VideoClassifier: model must be a zoo name or an nn.Module, got {type(model).__name__}")
+
+        self._classifier_name = classifier_name(self.model)
+        if self._classifier_name is None:
+            raise ValueError("VideoClassifier: the network has no nn.Linear classification layer")
+        out_features = self.classifier.out_features
+        if out_features != num_classes:
+            raise ValueError(
+                f"VideoClassifier: num_classes={num_classes} but the network's classifier "
+                f"{self._classifier_name} has {out_features} outputs"
+            )
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.label_smoothing = label_smoothing
+        self.zero_decay_norm_bias = zero_decay_norm_bias
+        self.topk = (1, 5) if num_classes >= 5 else (1,)
+
+        if multi_label:
+            self.val_metrics = MetricCollection({"mAP": MultilabelAveragePrecision(num_labels=num_classes)}, prefix="val/")
+            self.test_metrics = MetricCollection({"mAP": MultilabelAveragePrecision(num_labels=num_classes)}, prefix="test/")
+        else:
+            self.train_top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
+            self.val_metrics = self._accuracy_metrics("val/")
+            self.test_metrics = self._accuracy_metrics("test/")
+        self._test_scores: list[torch.Tensor] = []
+        self._test_labels: list[torch.Tensor] = []
+        self._test_index: list[torch.Tensor] = []
+        #: Video-level results of the last multi-view test: ``(video_ids, scores, labels)``.
+        self.test_video_predictions: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _accuracy_metrics(self, prefix: str) -> MetricCollection:
+        return MetricCollection(
+            {f"top{k}": MulticlassAccuracy(num_classes=self.num_classes, top_k=k, average="micro") for k in self.topk},
+            prefix=prefix,
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Network parts
+    # ----------------------------------------------------------------------------------------
+    @property
+    def requirements(self) -> ModelRequirements | None:
+        """The network's clip-shape requirements (``None`` for an undeclared network)."""
+        return model_requirements(self.model)
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The final classification layer."""
+        return self.model.get_submodule(self._classifier_name)  # type: ignore[return-value]
+
+    @property
+    def backbone(self) -> nn.Module:
+        """Everything but :attr:`classifier`, as one module (for ``BackboneFinetuning``).
+
+        Built on access and not registered, so the checkpoint holds each weight once, under
+        ``model.``.
+        """
+        parts: list[nn.Module] = []
+        parent: nn.Module = self.model
+        for atom in self._classifier_name.split("."):
+            parts.extend(child for name, child in parent.named_children() if name != atom)
+            parent = parent.get_submodule(atom)
+        return nn.ModuleList(parts)
+
+    def forward(self, video: Video) -> torch.Tensor:
+        """Raw logits ``(B, num_classes)``."""
+        return self.model(self._prepare(video))
+
+    def _prepare(self, video: Video) -> torch.Tensor | list[torch.Tensor]:
+        req = self.requirements
+        if isinstance(video, torch.Tensor):
+            if req is not None and req.is_slowfast:
+                return pack_pathways(video, req.slowfast_alpha)  # type: ignore[arg-type]
+            return video
+        return list(video)
+
+    # ----------------------------------------------------------------------------------------
+    # Steps
+    # ----------------------------------------------------------------------------------------
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.multi_label:
+            target = labels.to(logits.dtype)
+            if self.label_smoothing:
+                target = target * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+            return F.binary_cross_entropy_with_logits(logits, target)
+        if labels.is_floating_point():
+            # Soft targets (e.g. mixup): cross-entropy against a distribution.
+            return F.cross_entropy(logits, labels.to(logits.dtype), label_smoothing=self.label_smoothing)
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+
+    def _metric_target(self, labels: torch.Tensor) -> torch.Tensor:
+        if self.multi_label:
+            return (labels > 0.5).long()
+        return labels.argmax(dim=-1) if labels.dim() == 2 else labels
+
+    def _scores(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.detach().float()
+        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+
+    def _check_batch(self, batch: Any) -> tuple[Video, torch.Tensor]:
+        if not isinstance(batch, dict) or "video" not in batch or "label" not in batch:
+            got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise TypeError(f"VideoClassifier: a batch must be a dict with 'video' and 'label', got {got}")
+        labels = batch["label"]
+        if self.multi_label and (labels.dim() != 2 or labels.shape[1] != self.num_classes):
+            raise ValueError(
+                f"VideoClassifier(multi_label=True): 'label' must be (B, {self.num_classes}) multi-hot, "
+                f"got shape {tuple(labels.shape)}"
+            )
+        return batch["video"], labels
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        video, labels = self._check_batch(batch)
+        logits = self(video)
+        loss = self._loss(logits, labels)
+        size = labels.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        if not self.multi_label:
+            self.train_top1(self._scores(logits), self._metric_target(labels))
+            self.log("train/top1", self.train_top1, on_step=True, on_epoch=True, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        video, labels = self._check_batch(batch)
+        logits = self(video)
+        size = labels.shape[0]
+        self.log("val/loss", self._loss(logits, labels), on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self.val_metrics.update(self._scores(logits), self._metric_target(labels))
+        self.log_dict(self.val_metrics, on_epoch=True, batch_size=size)
+
+    def on_test_epoch_start(self) -> None:
+        self._test_scores, self._test_labels, self._test_index = [], [], []
+        self.test_video_predictions = None
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        video, labels = self._check_batch(batch)
+        logits = self(video)
+        size = labels.shape[0]
+        self.log("test/loss", self._loss(logits, labels), on_epoch=True, batch_size=size, sync_dist=True)
+        scores = self._scores(logits)
+        if "video_index" in batch:
+            # Multi-view: keep every clip's scores; metrics come per video at the epoch end.
+            self._test_scores.append(scores)
+            self._test_labels.append(labels.detach())
+            self._test_index.append(torch.as_tensor(batch["video_index"], device=scores.device).long().reshape(-1))
+        else:
+            self.test_metrics.update(scores, self._metric_target(labels))
+            self.log_dict(self.test_metrics, on_epoch=True, batch_size=size)
+
+    def on_test_epoch_end(self) -> None:
+        if not self._test_index:
+            return
+        scores = self._gather(torch.cat(self._test_scores))
+        labels = self._gather(torch.cat(self._test_labels))
+        index = self._gather(torch.cat(self._test_index))
+        video_ids, video_scores, video_labels = aggregate_views(index, scores, labels)
+        self.test_video_predictions = (video_ids.cpu(), video_scores.cpu(), video_labels.cpu())
+        target = self._metric_target(video_labels)
+        if self.multi_label:
+            values = {"test/mAP": multilabel_average_precision(video_scores, target, num_labels=self.num_classes)}
+        else:
+            values = {
+                f"test/top{k}": multiclass_accuracy(video_scores, target, num_classes=self.num_classes, top_k=k, average="micro")
+                for k in self.topk
+            }
+        # Every rank holds the same gathered values, so no further reduction is needed.
+        self.log_dict(values, sync_dist=False)
+        self._test_scores, self._test_labels, self._test_index = [], [], []
+
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenate ``tensor`` over all ranks along dim 0 (ranks may hold different lengths)."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return tensor
+        length = torch.tensor([tensor.shape[0]], device=tensor.device)
+        lengths = self.all_gather(length).reshape(-1)
+        longest = int(lengths.max())
+        pad = tensor.new_zeros((longest - tensor.shape[0], *tensor.shape[1:]))
+        gathered = self.all_gather(torch.cat([tensor, pad]))
+        return torch.cat([gathered[rank, : int(n)] for rank, n in enumerate(lengths)])
+
+    # ----------------------------------------------------------------------------------------
+    # Optimisation
+    # ----------------------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters split into a weight-decay group and a no-decay group.
+
+        Normalisation parameters and biases (every parameter with fewer than 2 dimensions) go
+        to the no-decay group when ``zero_decay_norm_bias``. Frozen parameters are left out, so
+        ``BackboneFinetuning`` can add the backbone later. Empty groups are dropped.
+        """
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        for param in self.model.parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if self.zero_decay_norm_bias and param.ndim <= 1 else decay).append(param)
+        groups: list[dict[str, Any]] = []
+        if decay:
+            groups.append({"params": decay})
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        if not groups:
+            raise ValueError("VideoClassifier: no trainable parameters (everything has requires_grad=False)")
+        return groups
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameter_groups())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = "val/loss"
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The weights are in the state dict: rebuilding from the checkpoint must not need the
+        # original pretrained/initial file, which may be absent where the checkpoint is loaded.
+        hparams = checkpoint.get(self.CHECKPOINT_HYPER_PARAMS_KEY)
+        if isinstance(hparams, dict) and (hparams.get("pretrained") or hparams.get("checkpoint_path")):
+            source = hparams.get("checkpoint_path") or f"pretrained:{hparams.get('model')}"
+            checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = dict(hparams, pretrained=False, checkpoint_path=None)
+            checkpoint["initialized_from"] = str(source)
+
+
+def aggregate_views(
+    index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Average the scores of all clips (views) of each video.
+
+    Args:
+        index: ``(N,)`` video index of each clip.
+        scores: ``(N, K)`` per-clip scores.
+        labels: ``(N,)`` or ``(N, K)`` per-clip labels (equal for all clips of a video).
+
+    Returns:
+        ``(video_ids, video_scores, video_labels)`` sorted by video id.
+
+    Raises:
+        ValueError: when clips of one video carry different labels.
+    """
+    video_ids, inverse = torch.unique(index, return_inverse=True)
+    sums = scores.new_zeros((len(video_ids), scores.shape[1])).index_add_(0, inverse, scores)
+    counts = torch.bincount(inverse, minlength=len(video_ids)).to(scores.dtype).unsqueeze(1)
+    video_labels = labels.new_zeros((len(video_ids), *labels.shape[1:]))
+    video_labels[inverse] = labels
+    differs = (video_labels[inverse] != labels).reshape(labels.shape[0], -1).any(dim=1)
+    if bool(differs.any()):
+        bad = sorted({int(v) for v in index[differs].tolist()})[:10]
+        raise ValueError(f"multi-view test: clips of video(s) {bad} carry different labels")
+    return video_ids, sums / counts, video_labels
+
