@@ -29,6 +29,8 @@ _EXPORTS = {
     "build_model": "lightning_multigrid.models",
     "list_models": "lightning_multigrid.models",
     "load_checkpoint": "lightning_multigrid.models",
+    "VideoDataModule": "lightning_multigrid.data",
+    "make_synthetic_dataset": "lightning_multigrid.data",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -42,7 +43,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from lightning_multigrid import batchnorm as bn
 from lightning_multigrid.keys import ClipKey, ClipShape, accepts_clip_keys
-from lightning_multigrid.sampler import MultigridBatchSampler, SeededRandomSampler, epoch_clip_shapes
+from lightning_multigrid.sampler import (
+    MultigridBatchSampler,
+    SeededRandomSampler,
+    epoch_clip_shapes,
+)
 from lightning_multigrid.schedule import (
     DEFAULT_LONG_CYCLE_FACTORS,
     DEFAULT_SHORT_CYCLE_FACTORS,

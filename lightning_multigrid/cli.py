@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
 

@@ -13,7 +13,7 @@ indices, so every rank yields the same number of batches with the same shape seq
 
 from __future__ import annotations
 
-from typing import Iterator, Sized
+from collections.abc import Iterator, Sized
 
 import torch
 from torch.utils.data import BatchSampler, Sampler

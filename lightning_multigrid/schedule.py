@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 __all__ = [
     "DEFAULT_LONG_CYCLE_FACTORS",

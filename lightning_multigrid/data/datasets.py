@@ -1,0 +1,626 @@
+"""Map-style clip datasets that decode exactly the ``(index, shape)`` a multigrid sampler asks for.
+
+:class:`VideoClipDataset` does the work (sampling, decoding, augmentation, bad-file recovery) on a
+list of :class:`VideoRecord`; one subclass per annotation format only parses its files:
+
+* :class:`CsvVideoDataset`: Kinetics-style ``path label`` / ``path,label`` lines.
+* :class:`FolderVideoDataset`: one subfolder per class (class id = rank of the sorted folder name).
+* :class:`SSv2Dataset`: Something-Something v2 JSON files, TSN-style segment sampling.
+* :class:`CharadesDataset`: Charades CSV with an ``actions`` column, multi-hot targets.
+
+Items are dicts: ``"video"`` (float ``(C, T, S, S)``, or ``[slow, fast]`` for SlowFast), ``"label"``
+(``int64`` scalar, or a float multi-hot vector), ``"index"``; evaluation items add
+``"video_index"`` and ``"view_index"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from ..keys import ClipShape, unpack_key
+from . import transforms as T
+from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
+
+__all__ = [
+    "DatasetFormat",
+    "Split",
+    "VIDEO_EXTENSIONS",
+    "VideoRecord",
+    "VideoClipDataset",
+    "CsvVideoDataset",
+    "FolderVideoDataset",
+    "SSv2Dataset",
+    "CharadesDataset",
+    "build_dataset",
+]
+
+logger = logging.getLogger(__name__)
+
+DatasetFormat = Literal["csv", "folder", "ssv2", "charades"]
+Split = Literal["train", "val", "test"]
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
+#: Replacement candidates are ``(index + k * _REPLACEMENT_STEP) % len``; a prime spreads them out.
+_REPLACEMENT_STEP = 7919
+#: How many missing paths a setup report lists.
+_REPORT_PATHS = 5
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One annotated video: its path and a class id (or a tuple of class ids for multi-label)."""
+
+    path: str
+    label: int | tuple[int, ...]
+
+
+class VideoClipDataset(Dataset):
+    """Clips from a list of videos, decoded at the shape each key asks for.
+
+    Args:
+        records: the videos and their labels.
+        base_shape: the shape used for a plain integer key (the baseline ``T0``, ``S0``,
+            ``(r0, r0)`` stride range and jitter range).
+        split: ``"train"`` samples randomly (stride from the shape's ``stride_range``, short side
+            from its ``jitter_range``, random crop and flip); ``"val"`` takes one centre view;
+            ``"test"`` yields ``test_num_clips * test_num_crops`` views per video, one per item.
+        decoder: backend name (see :func:`~.decoders.get_decoder`) or a decoder instance.
+        num_classes: size of the multi-hot target (required with ``multi_label``).
+        multi_label: labels are tuples of class ids; targets are float multi-hot vectors.
+        sampling: ``"stride"`` (clips of ``T`` frames at a stride) or ``"segment"`` (TSN: ``T``
+            segments over the whole video; the stride range is then unused).
+        slowfast_alpha: return ``[slow, fast]`` with ``slow = fast[:, ::alpha]``.
+        test_num_clips: temporal views per video in test mode (evenly spaced).
+        test_num_crops: spatial views per video in test mode, 1 (centre) or 3 (along the long side).
+        mean, std: per-channel normalisation of frames scaled to [0, 1].
+        random_flip: horizontal flip in training (turn off for direction-defined classes).
+        max_failure_rate: raise once more than this fraction of loads in this process failed.
+        min_attempts: loads before ``max_failure_rate`` is enforced (a single bad file among the
+            first few must not stop training).
+        max_retries: replacement videos tried after a failed load before giving up on the item.
+        decoder_threads: threads per decode call (1 inside loader workers).
+        cache_probes: remember each video's frame count and size per process (saves one file
+            open per clip after the first visit; turn off for a cold-read benchmark).
+        classes: optional class names, kept as :attr:`classes`.
+        source: names the annotation file in messages.
+    """
+
+    accepts_clip_keys = True
+
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        base_shape: ClipShape,
+        split: Split = "train",
+        decoder: str | VideoDecoder = DEFAULT_DECODER,
+        num_classes: int | None = None,
+        multi_label: bool = False,
+        sampling: Literal["stride", "segment"] = "stride",
+        slowfast_alpha: int | None = None,
+        test_num_clips: int = 1,
+        test_num_crops: int = 1,
+        mean: Sequence[float] = T.DEFAULT_MEAN,
+        std: Sequence[float] = T.DEFAULT_STD,
+        random_flip: bool = True,
+        max_failure_rate: float = 0.1,
+        min_attempts: int = 20,
+        max_retries: int = 5,
+        decoder_threads: int = 1,
+        cache_probes: bool = True,
+        classes: Sequence[str] | None = None,
+        source: str = "",
+    ) -> None:
+        self.source = source or type(self).__name__
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"{self.source}: split must be 'train', 'val' or 'test', got {split!r}")
+        if sampling not in ("stride", "segment"):
+            raise ValueError(f"{self.source}: sampling must be 'stride' or 'segment', got {sampling!r}")
+        if not isinstance(base_shape, ClipShape):
+            raise TypeError(f"{self.source}: base_shape must be a ClipShape, got {type(base_shape).__name__}")
+        if test_num_clips < 1:
+            raise ValueError(f"{self.source}: test_num_clips must be >= 1, got {test_num_clips}")
+        if test_num_crops not in (1, 3):
+            raise ValueError(f"{self.source}: test_num_crops must be 1 or 3, got {test_num_crops}")
+        if not 0.0 <= max_failure_rate <= 1.0:
+            raise ValueError(f"{self.source}: max_failure_rate must be in [0, 1], got {max_failure_rate}")
+        if slowfast_alpha is not None and slowfast_alpha < 1:
+            raise ValueError(f"{self.source}: slowfast_alpha must be a positive int, got {slowfast_alpha}")
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(f"{self.source}: mean and std need 3 values (RGB), got {mean}, {std}")
+        if not records:
+            raise ValueError(f"{self.source}: no videos")
+        if multi_label and num_classes is None:
+            raise ValueError(f"{self.source}: multi-label targets need num_classes")
+        self.records = list(records)
+        self.split: Split = split
+        self.slowfast_alpha = slowfast_alpha
+        self.base_shape = base_shape
+        self._check_shape(base_shape)
+        self.decoder: VideoDecoder = (
+            get_decoder(decoder, num_threads=decoder_threads) if isinstance(decoder, str) else decoder
+        )
+        self.multi_label = multi_label
+        self.num_classes = num_classes if num_classes is not None else self._infer_num_classes()
+        self._check_labels()
+        self.sampling = sampling
+        self.test_num_clips = test_num_clips if split == "test" else 1
+        self.test_num_crops = test_num_crops if split == "test" else 1
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.random_flip = random_flip
+        self.max_failure_rate = max_failure_rate
+        self.min_attempts = min_attempts
+        self.max_retries = max_retries
+        self.classes = list(classes) if classes is not None else None
+        self.cache_probes = cache_probes
+        # Per-process state (each loader worker has its own copy).
+        self._info_cache: dict[str, VideoInfo] = {}
+        self._warned: set[str] = set()
+        self.attempts = 0
+        self.failures = 0
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def num_videos(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_views(self) -> int:
+        """Items per video: ``test_num_clips * test_num_crops`` in test mode, else 1."""
+        return self.test_num_clips * self.test_num_crops
+
+    @property
+    def is_train(self) -> bool:
+        return self.split == "train"
+
+    def __len__(self) -> int:
+        return self.num_videos * self.num_views
+
+    def __getitem__(self, key: Any) -> dict[str, Any]:
+        index, shape = unpack_key(key, self.base_shape)
+        self._check_shape(shape)
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(f"{self.source}: index {index} out of range for {size} items")
+        video_index, view = divmod(index % size, self.num_views)
+        last_reason = ""
+        for attempt in range(self.max_retries + 1):
+            # Replacements keep the view and the shape, so the batch stays uniform.
+            candidate = (video_index + attempt * _REPLACEMENT_STEP) % self.num_videos
+            record = self.records[candidate]
+            self.attempts += 1
+            try:
+                video = self._load(record, view, shape)
+            except Exception as exc:  # noqa: BLE001 - any decode problem must not kill a worker
+                self.failures += 1
+                # Decoder messages start with the path, which the report names anyway.
+                reason = str(exc).removeprefix(f"{record.path}: ") or type(exc).__name__
+                last_reason = f"{record.path}: {reason}"
+                self._report_failure(record.path, reason)
+                continue
+            item: dict[str, Any] = {
+                "video": video,
+                "label": self._target(record),
+                "index": candidate * self.num_views + view,
+            }
+            if not self.is_train:
+                item["video_index"] = candidate
+                item["view_index"] = view
+            return item
+        raise RuntimeError(
+            f"{self.source}: item {index} and {self.max_retries} replacement videos all failed to "
+            f"load; last error: {last_reason}"
+        )
+
+    # ----------------------------------------------------------------------------------------
+    def _check_shape(self, shape: ClipShape) -> None:
+        alpha = self.slowfast_alpha
+        if alpha and shape.num_frames % alpha:
+            raise ValueError(
+                f"{self.source}: SlowFast needs num_frames divisible by slowfast_alpha={alpha}; "
+                f"shape {shape} has T={shape.num_frames}"
+            )
+
+    def _infer_num_classes(self) -> int:
+        labels = [r.label for r in self.records]
+        flat = [c for lab in labels for c in (lab if isinstance(lab, tuple) else (lab,))]
+        return max(flat, default=-1) + 1
+
+    def _check_labels(self) -> None:
+        for record in self.records:
+            ids = record.label if isinstance(record.label, tuple) else (record.label,)
+            if any(not 0 <= c < self.num_classes for c in ids):
+                raise ValueError(
+                    f"{self.source}: label {record.label} of {record.path} outside [0, {self.num_classes})"
+                )
+
+    def _target(self, record: VideoRecord) -> torch.Tensor:
+        if self.multi_label:
+            target = torch.zeros(self.num_classes, dtype=torch.float32)
+            ids = record.label if isinstance(record.label, tuple) else (record.label,)
+            if ids:
+                target[list(ids)] = 1.0
+            return target
+        return torch.tensor(record.label, dtype=torch.int64)
+
+    def probe(self, path: str) -> VideoInfo:
+        """The decoder's :class:`~.decoders.VideoInfo` for ``path``, cached per process."""
+        info = self._info_cache.get(path)
+        if info is None:
+            info = self.decoder.probe(path)
+            if info.num_frames < 1:
+                raise ValueError(f"{path}: video has no frames")
+            if self.cache_probes:
+                self._info_cache[path] = info
+        return info
+
+    def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
+        if not os.path.isfile(record.path):
+            raise FileNotFoundError(f"{record.path}: no such file")
+        if os.path.getsize(record.path) == 0:
+            raise ValueError(f"{record.path}: empty file")
+        info = self.probe(record.path)
+        n, num_frames, crop = info.num_frames, shape.num_frames, shape.crop_size
+        if self.is_train:
+            if self.sampling == "segment":
+                indices = T.segment_indices(n, num_frames, train=True)
+            else:
+                indices, _ = T.random_clip_indices(n, num_frames, shape.stride_range)
+            short_side = T.random_short_side(shape.jitter_range or (crop, crop))
+            frames = self.decoder.decode(record.path, indices, short_side=short_side, info=info)
+            frames = T.random_crop(frames, crop)
+            if self.random_flip:
+                frames = T.random_horizontal_flip(frames)
+        else:
+            clip, crop_index = divmod(view, self.test_num_crops)
+            if self.sampling == "segment":
+                indices = T.segment_indices(n, num_frames, False, clip, self.test_num_clips)
+            else:
+                indices = T.uniform_clip_indices(n, num_frames, shape.stride_range[0], clip, self.test_num_clips)
+            frames = self.decoder.decode(record.path, indices, short_side=crop, info=info)
+            frames = T.spatial_crop(frames, crop, crop_index, self.test_num_crops)
+        if frames.shape[0] != num_frames:
+            raise ValueError(f"{record.path}: decoder returned {frames.shape[0]} of {num_frames} frames")
+        video = T.normalize_video(frames, self.mean, self.std)
+        if self.slowfast_alpha:
+            return T.pack_pathways(video, self.slowfast_alpha)
+        return video
+
+    def _report_failure(self, path: str, reason: str) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            logger.warning("%s: skipping unreadable video %s (%s); using another sample", self.source, path, reason)
+        if self.attempts >= self.min_attempts and self.failures / self.attempts > self.max_failure_rate:
+            raise RuntimeError(
+                f"{self.source}: {self.failures} of {self.attempts} video loads in this process failed "
+                f"({self.failures / self.attempts:.0%} > max_failure_rate={self.max_failure_rate:g}); "
+                f"last: {path} ({reason}). Check the dataset files or raise max_failure_rate."
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Annotation formats
+# --------------------------------------------------------------------------------------------
+def _resolve(root: Path, path: str | os.PathLike) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _drop_missing(records: list[VideoRecord], source: str) -> list[VideoRecord]:
+    """Report (once, with a count and examples) and drop records whose file does not exist."""
+    kept = [r for r in records if os.path.isfile(r.path)]
+    missing = [r.path for r in records if not os.path.isfile(r.path)]
+    if missing:
+        examples = ", ".join(missing[:_REPORT_PATHS]) + (", ..." if len(missing) > _REPORT_PATHS else "")
+        if not kept:
+            raise FileNotFoundError(f"{source}: none of the {len(missing)} listed videos exist (e.g. {examples})")
+        logger.warning("%s: %d of %d listed videos are missing and were dropped: %s", source, len(missing), len(records), examples)
+    return kept
+
+
+class CsvVideoDataset(VideoClipDataset):
+    """Kinetics-style list: ``relative/path.mp4 label`` or ``relative/path.mp4,label`` per line.
+
+    A first line whose label is not an integer is taken as a header; blank lines and lines
+    starting with ``#`` are skipped. A ``classes.txt`` beside ``split_file`` or in ``root`` (one
+    name per line) gives the class names and count.
+
+    Args:
+        root: directory the video paths are relative to.
+        split_file: the list file (absolute, or relative to ``root``).
+        base_shape, split: see :class:`VideoClipDataset`.
+        check_files: drop (and report) lines whose video file does not exist.
+        **options: passed on to :class:`VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split_file: str | os.PathLike,
+        base_shape: ClipShape,
+        split: Split = "train",
+        check_files: bool = True,
+        **options: Any,
+    ) -> None:
+        root = Path(root)
+        split_path = _resolve(root, split_file)
+        records = self.parse(root, split_path)
+        if check_files:
+            records = _drop_missing(records, str(split_path))
+        if "classes" not in options:
+            for candidate in (split_path.parent / "classes.txt", root / "classes.txt"):
+                if candidate.is_file():
+                    options["classes"] = [c.strip() for c in candidate.read_text().splitlines() if c.strip()]
+                    break
+        if options.get("classes") is not None and options.get("num_classes") is None:
+            options["num_classes"] = len(options["classes"])
+        options.setdefault("source", str(split_path))
+        super().__init__(records, base_shape, split, **options)
+
+    @staticmethod
+    def parse(root: Path, split_path: Path) -> list[VideoRecord]:
+        """Read the list file into records (paths resolved against ``root``)."""
+        if not split_path.is_file():
+            raise FileNotFoundError(f"split file {split_path} does not exist")
+        records: list[VideoRecord] = []
+        for lineno, raw in enumerate(split_path.read_text().splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(",", 1) if "," in line else line.rsplit(None, 1)
+            if len(parts) != 2:
+                raise ValueError(f"{split_path}:{lineno}: expected 'path label', got {line!r}")
+            path, label = parts[0].strip(), parts[1].strip()
+            try:
+                label_id = int(label)
+            except ValueError:
+                if not records and lineno == 1:
+                    continue  # header
+                raise ValueError(f"{split_path}:{lineno}: label {label!r} is not an integer") from None
+            if label_id < 0:
+                raise ValueError(f"{split_path}:{lineno}: label {label_id} is negative")
+            records.append(VideoRecord(str(_resolve(root, path)), label_id))
+        if not records:
+            raise ValueError(f"{split_path}: no videos listed")
+        return records
+
+
+class FolderVideoDataset(VideoClipDataset):
+    """Videos in one subfolder per class: ``<root>/<split_dir>/<class>/**/<video>``.
+
+    Args:
+        root: dataset directory.
+        split_dir: subdirectory holding the class folders (e.g. ``"train"``); ``None``: ``root``.
+        base_shape, split: see :class:`VideoClipDataset`.
+        classes: class names in label order; default: the sorted subfolder names. Pass the
+            training split's classes to the other splits so their labels agree.
+        **options: passed on to :class:`VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split_dir: str | os.PathLike | None,
+        base_shape: ClipShape,
+        split: Split = "train",
+        classes: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
+        directory = _resolve(Path(root), split_dir) if split_dir else Path(root)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"video folder {directory} does not exist")
+        if classes is None:
+            classes = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not classes:
+            raise ValueError(f"{directory}: no class subfolders")
+        records = []
+        for label, name in enumerate(classes):
+            folder = directory / name
+            if not folder.is_dir():
+                continue  # a class without videos in this split
+            files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            records.extend(VideoRecord(str(p), label) for p in files)
+        if not records:
+            raise ValueError(f"{directory}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in the class folders")
+        options.setdefault("num_classes", len(classes))
+        options.setdefault("source", str(directory))
+        super().__init__(records, base_shape, split, classes=classes, **options)
+
+
+_BRACKETS = re.compile(r"[\[\]]")
+
+
+class SSv2Dataset(VideoClipDataset):
+    """Something-Something v2: ``<root>/<id>.webm`` (or ``.mp4``) with the official JSON files.
+
+    Labels come from the labels JSON (``{"template name": "id"}``) by the split entry's
+    ``template`` with its ``[something]`` brackets removed. Sampling is TSN-style segments and
+    horizontal flipping is off by default (several classes are left/right specific).
+
+    Args:
+        root: the video directory.
+        split_file: split JSON, a list of ``{"id": ..., "template": ...}`` (absolute or relative
+            to ``root``).
+        base_shape, split: see :class:`VideoClipDataset`.
+        labels_file: labels JSON; default ``labels.json`` or
+            ``something-something-v2-labels.json`` beside ``split_file``.
+        check_files: drop (and report) entries without a video file.
+        **options: passed on to :class:`VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split_file: str | os.PathLike,
+        base_shape: ClipShape,
+        split: Split = "train",
+        labels_file: str | os.PathLike | None = None,
+        check_files: bool = True,
+        **options: Any,
+    ) -> None:
+        root = Path(root)
+        split_path = _resolve(root, split_file)
+        labels_path = self._labels_path(root, split_path, labels_file)
+        classes_by_name = self._read_json(labels_path, dict)
+        try:
+            label_of = {name: int(i) for name, i in classes_by_name.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"{labels_path}: expected {{'template name': 'id'}} with integer ids") from None
+        classes = [""] * len(label_of)
+        for name, i in label_of.items():
+            if 0 <= i < len(classes):
+                classes[i] = name
+        records = []
+        for n, entry in enumerate(self._read_json(split_path, list)):
+            if not isinstance(entry, dict) or "id" not in entry:
+                raise ValueError(f"{split_path}: entry {n} has no 'id'")
+            if "template" not in entry:
+                raise ValueError(f"{split_path}: entry {n} (id {entry['id']}) has no 'template' (unlabelled split?)")
+            template = _BRACKETS.sub("", str(entry["template"]))
+            if template not in label_of:
+                raise ValueError(f"{split_path}: entry {n}: template {template!r} not in {labels_path}")
+            records.append(VideoRecord(str(self._video_path(root, str(entry["id"]))), label_of[template]))
+        if not records:
+            raise ValueError(f"{split_path}: no videos listed")
+        if check_files:
+            records = _drop_missing(records, str(split_path))
+        options.setdefault("sampling", "segment")
+        options.setdefault("random_flip", False)
+        options.setdefault("num_classes", len(label_of))
+        options.setdefault("source", str(split_path))
+        super().__init__(records, base_shape, split, classes=classes, **options)
+
+    @staticmethod
+    def _labels_path(root: Path, split_path: Path, labels_file: str | os.PathLike | None) -> Path:
+        if labels_file is not None:
+            return _resolve(root, labels_file)
+        for name in ("labels.json", "something-something-v2-labels.json"):
+            if (split_path.parent / name).is_file():
+                return split_path.parent / name
+        raise FileNotFoundError(f"{split_path}: no labels_file given and no labels.json beside it")
+
+    @staticmethod
+    def _read_json(path: Path, kind: type) -> Any:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path}: invalid JSON ({exc})") from None
+        if not isinstance(data, kind):
+            raise ValueError(f"{path}: expected a JSON {kind.__name__}, got {type(data).__name__}")
+        return data
+
+    @staticmethod
+    def _video_path(root: Path, video_id: str) -> Path:
+        for ext in (".webm", ".mp4"):
+            if (root / f"{video_id}{ext}").is_file():
+                return root / f"{video_id}{ext}"
+        return root / f"{video_id}.webm"
+
+
+class CharadesDataset(VideoClipDataset):
+    """Charades-style multi-label CSV: columns ``id`` and ``actions`` ("c092 11.90 21.20;c147 0.00 12.60").
+
+    Targets are multi-hot over ``num_classes`` (157 for Charades) from every action of the video;
+    videos are ``<root>/<id>.mp4``.
+
+    Args:
+        root: the video directory.
+        split_file: the CSV (absolute or relative to ``root``).
+        base_shape, split: see :class:`VideoClipDataset`.
+        num_classes: size of the multi-hot target.
+        check_files: drop (and report) rows without a video file.
+        **options: passed on to :class:`VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split_file: str | os.PathLike,
+        base_shape: ClipShape,
+        split: Split = "train",
+        num_classes: int = 157,
+        check_files: bool = True,
+        **options: Any,
+    ) -> None:
+        root = Path(root)
+        split_path = _resolve(root, split_file)
+        if not split_path.is_file():
+            raise FileNotFoundError(f"split file {split_path} does not exist")
+        records = []
+        with split_path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"id", "actions"} <= set(reader.fieldnames):
+                raise ValueError(f"{split_path}: needs columns 'id' and 'actions', has {reader.fieldnames}")
+            for row in reader:
+                ids = self.parse_actions(row["actions"] or "", f"{split_path}:{reader.line_num}")
+                records.append(VideoRecord(str(root / f"{row['id']}.mp4"), ids))
+        if not records:
+            raise ValueError(f"{split_path}: no videos listed")
+        if check_files:
+            records = _drop_missing(records, str(split_path))
+        options.setdefault("source", str(split_path))
+        super().__init__(records, base_shape, split, num_classes=num_classes, multi_label=True, **options)
+
+    @staticmethod
+    def parse_actions(text: str, where: str = "actions") -> tuple[int, ...]:
+        """``"c092 11.90 21.20;c147 0.00 12.60"`` -> ``(92, 147)`` (sorted, unique)."""
+        ids = set()
+        for part in text.split(";"):
+            part = part.strip()
+            if not part:
+                continue
+            name = part.split()[0]
+            if not re.fullmatch(r"c\d+", name):
+                raise ValueError(f"{where}: bad action {part!r} (expected 'cNNN start end')")
+            ids.add(int(name[1:]))
+        return tuple(sorted(ids))
+
+
+def build_dataset(
+    format: DatasetFormat,
+    root: str | os.PathLike,
+    split_file: str | os.PathLike | None,
+    split: Split,
+    base_shape: ClipShape,
+    labels_file: str | os.PathLike | None = None,
+    **options: Any,
+) -> VideoClipDataset:
+    """Build the dataset of ``format`` for one split.
+
+    Args:
+        format: ``"csv"``, ``"folder"``, ``"ssv2"`` or ``"charades"``.
+        root: the directory video paths are relative to.
+        split_file: the split's list file (csv, ssv2, charades) or subfolder (folder; ``None`` = root).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        base_shape: the default clip shape.
+        labels_file: SSv2 labels JSON.
+        **options: passed to the dataset class (decoder, slowfast_alpha, test_num_clips,
+            num_classes, classes, random_flip, max_failure_rate, ...).
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if format != "folder" and split_file is None:
+        raise ValueError(f"format {format!r} needs a split file for split {split!r}")
+    if format == "csv":
+        return CsvVideoDataset(root, split_file, base_shape, split, **options)  # type: ignore[arg-type]
+    if format == "folder":
+        return FolderVideoDataset(root, split_file, base_shape, split, **options)
+    if format == "ssv2":
+        return SSv2Dataset(root, split_file, base_shape, split, labels_file=labels_file, **options)  # type: ignore[arg-type]
+    if format == "charades":
+        if options.get("num_classes") is None:
+            options.pop("num_classes", None)
+        return CharadesDataset(root, split_file, base_shape, split, **options)  # type: ignore[arg-type]
+    raise ValueError(f"format must be one of csv, folder, ssv2, charades; got {format!r}")

@@ -1,0 +1,230 @@
+"""Clip sampling and augmentation on ``uint8`` video tensors ``(T, C, H, W)``.
+
+Temporal functions return frame indices (so only those frames are decoded); spatial functions work
+on decoded tensors with :mod:`torchvision.transforms.v2.functional`. All randomness comes from
+torch's global RNG (or an explicit ``generator``), so a DataLoader's per-worker seeding makes a run
+reproducible and a given ``torch.manual_seed`` gives the same clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torchvision.transforms.v2.functional as TF
+
+__all__ = [
+    "DEFAULT_MEAN",
+    "DEFAULT_STD",
+    "randint",
+    "clip_indices",
+    "random_clip_indices",
+    "uniform_clip_indices",
+    "segment_indices",
+    "random_short_side",
+    "resize_short_side",
+    "random_crop",
+    "center_crop",
+    "spatial_crop",
+    "random_horizontal_flip",
+    "normalize_video",
+    "pack_pathways",
+]
+
+DEFAULT_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
+DEFAULT_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
+
+
+def randint(low: int, high: int, generator: torch.Generator | None = None) -> int:
+    """A uniform integer in ``[low, high]`` (both inclusive) from torch's RNG."""
+    if high < low:
+        raise ValueError(f"randint: empty range [{low}, {high}]")
+    return int(torch.randint(low, high + 1, (1,), generator=generator).item())
+
+
+# --------------------------------------------------------------------------------------------
+# Temporal sampling (returns frame indices)
+# --------------------------------------------------------------------------------------------
+def clip_indices(num_video_frames: int, num_frames: int, stride: int, start: int) -> list[int]:
+    """``num_frames`` indices ``start, start + stride, ...``, clamped to the last frame.
+
+    A clip longer than the video repeats its last frame (clamping keeps motion direction intact,
+    where looping would jump back to the first frame).
+    """
+    if num_video_frames < 1:
+        raise ValueError(f"video has no frames ({num_video_frames})")
+    if num_frames < 1 or stride < 1:
+        raise ValueError(f"num_frames and stride must be positive, got {num_frames}, {stride}")
+    last = num_video_frames - 1
+    return [min(max(start + i * stride, 0), last) for i in range(num_frames)]
+
+
+def random_clip_indices(
+    num_video_frames: int,
+    num_frames: int,
+    stride_range: tuple[int, int],
+    generator: torch.Generator | None = None,
+) -> tuple[list[int], int]:
+    """Training sampling: a stride drawn uniformly from ``stride_range`` (inclusive), a random start.
+
+    Returns:
+        ``(indices, stride)``.
+    """
+    stride = randint(stride_range[0], stride_range[1], generator)
+    span = (num_frames - 1) * stride + 1
+    start = randint(0, max(num_video_frames - span, 0), generator)
+    return clip_indices(num_video_frames, num_frames, stride, start), stride
+
+
+def uniform_clip_indices(
+    num_video_frames: int, num_frames: int, stride: int, clip_index: int, num_clips: int
+) -> list[int]:
+    """Test sampling: clip ``clip_index`` of ``num_clips`` evenly spaced clips (one: the centre)."""
+    if not 0 <= clip_index < num_clips:
+        raise ValueError(f"clip_index {clip_index} outside [0, {num_clips})")
+    span = (num_frames - 1) * stride + 1
+    delta = max(num_video_frames - span, 0)
+    start = delta // 2 if num_clips == 1 else round(delta * clip_index / (num_clips - 1))
+    return clip_indices(num_video_frames, num_frames, stride, start)
+
+
+def segment_indices(
+    num_video_frames: int,
+    num_frames: int,
+    train: bool,
+    clip_index: int = 0,
+    num_clips: int = 1,
+    generator: torch.Generator | None = None,
+) -> list[int]:
+    """TSN-style sampling (Something-Something): ``num_frames`` equal segments over the whole video.
+
+    Training draws one random frame per segment; testing takes the middle frame of every
+    segment, or with ``num_clips > 1`` the frame at ``(clip_index + 0.5) / num_clips`` of it.
+    """
+    if num_video_frames < 1:
+        raise ValueError(f"video has no frames ({num_video_frames})")
+    seg = num_video_frames / num_frames
+    last = num_video_frames - 1
+    out = []
+    for i in range(num_frames):
+        lo = int(seg * i)
+        hi = max(int(seg * (i + 1)) - 1, lo)
+        if train:
+            index = randint(lo, hi, generator)
+        else:
+            index = int(seg * i + seg * (clip_index + 0.5) / num_clips)
+        out.append(min(index, last))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Spatial
+# --------------------------------------------------------------------------------------------
+def random_short_side(
+    jitter_range: tuple[int, int], even: bool = True, generator: torch.Generator | None = None
+) -> int:
+    """A short-side size drawn uniformly from ``jitter_range`` (inclusive).
+
+    With ``even`` the draw is among the even sizes of the range when it has any, because
+    decode-time scalers produce even sizes (see :func:`~.decoders.resized_size`); the result
+    then is exactly the size decoded and always inside the range.
+    """
+    lo, hi = int(jitter_range[0]), int(jitter_range[1])
+    if even:
+        first_even = lo + (lo % 2)
+        if first_even <= hi:
+            return first_even + 2 * randint(0, (hi - first_even) // 2, generator)
+    return randint(lo, hi, generator)
+
+
+def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
+    """Rescale ``(..., H, W)`` so the short side is ``size`` (aspect kept, antialiased)."""
+    height, width = video.shape[-2:]
+    if min(height, width) == size:
+        return video
+    if width <= height:
+        new_w, new_h = size, max(size, round(height * size / width))
+    else:
+        new_w, new_h = max(size, round(width * size / height)), size
+    return TF.resize(video, [new_h, new_w], antialias=True)
+
+
+def _check_fits(video: torch.Tensor, size: int) -> tuple[int, int]:
+    height, width = video.shape[-2:]
+    if height < size or width < size:
+        raise ValueError(f"crop {size}x{size} does not fit a {height}x{width} frame")
+    return height, width
+
+
+def random_crop(video: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random ``size x size`` crop, the same for every frame."""
+    height, width = _check_fits(video, size)
+    top = randint(0, height - size, generator)
+    left = randint(0, width - size, generator)
+    return video[..., top : top + size, left : left + size]
+
+
+def center_crop(video: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size x size`` crop."""
+    return spatial_crop(video, size, 1, 3)
+
+
+def spatial_crop(video: torch.Tensor, size: int, crop_index: int, num_crops: int) -> torch.Tensor:
+    """Test crop ``crop_index`` of ``num_crops`` (1 or 3) along the long side.
+
+    One crop is the centre; three are left/centre/right for landscape frames (top/centre/bottom
+    for portrait ones), each centred on the short side.
+    """
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    if not 0 <= crop_index < num_crops:
+        raise ValueError(f"crop_index {crop_index} outside [0, {num_crops})")
+    height, width = _check_fits(video, size)
+    position = 1 if num_crops == 1 else crop_index  # 0: start, 1: centre, 2: end of the long side
+    top, left = (height - size) // 2, (width - size) // 2
+    if width >= height:
+        left = (0, (width - size) // 2, width - size)[position]
+    else:
+        top = (0, (height - size) // 2, height - size)[position]
+    return video[..., top : top + size, left : left + size]
+
+
+def random_horizontal_flip(
+    video: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Mirror all frames left-right with probability ``p``.
+
+    Do not use it for classes defined by left/right direction (Something-Something, the
+    synthetic moving/rotating classes): flipping changes their label.
+    """
+    if p > 0 and torch.rand((1,), generator=generator).item() < p:
+        return video.flip(-1)
+    return video
+
+
+def normalize_video(
+    video: torch.Tensor,
+    mean: Sequence[float] = DEFAULT_MEAN,
+    std: Sequence[float] = DEFAULT_STD,
+) -> torch.Tensor:
+    """``uint8`` ``(T, C, H, W)`` -> ``float32`` ``(C, T, H, W)``, scaled to [0, 1] then standardised."""
+    if video.dtype != torch.uint8:
+        raise TypeError(f"normalize_video expects uint8 frames, got {video.dtype}")
+    channels = video.shape[1]
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(channels, 1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32).view(channels, 1, 1, 1)
+    out = video.permute(1, 0, 2, 3).to(torch.float32).div_(255.0)
+    return out.sub_(mean_t).div_(std_t)
+
+
+def pack_pathways(video: torch.Tensor, alpha: int) -> list[torch.Tensor]:
+    """SlowFast input ``[slow, fast]`` from ``(C, T, H, W)``: fast is the clip, slow every alpha-th frame.
+
+    Raises:
+        ValueError: ``T`` is not divisible by ``alpha`` (the fast pathway must be exactly
+            ``alpha`` times the slow one).
+    """
+    num_frames = video.shape[1]
+    if alpha < 1 or num_frames % alpha:
+        raise ValueError(f"SlowFast needs T divisible by alpha={alpha}, got T={num_frames}")
+    return [video[:, ::alpha].contiguous(), video]

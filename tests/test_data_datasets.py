@@ -1,0 +1,339 @@
+"""Clip datasets: every format, (index, shape) keys, SlowFast, multi-view, sampling ranges, bad files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_multigrid.data import (
+    CharadesDataset,
+    CsvVideoDataset,
+    FolderVideoDataset,
+    SSv2Dataset,
+    VideoClipDataset,
+    VideoRecord,
+    available_decoders,
+    build_dataset,
+    get_decoder,
+)
+from lightning_multigrid.keys import ClipKey, ClipShape, accepts_clip_keys
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+AVAILABLE = available_decoders()
+# The synthetic videos are 64x48: S0 = 48 * 224/256 = 42, jitter (48, 60), T0 = 8 at stride 4.
+BASE = ClipShape(8, 42, (4, 4), (48, 60))
+
+
+class RecordingDecoder:
+    """Wraps a real decoder and records every decode call's indices and short side."""
+
+    name = "recording"
+
+    def __init__(self, inner: str = "decord") -> None:
+        self.inner = get_decoder(inner)
+        self.calls: list[tuple[list[int], int | None]] = []
+
+    def probe(self, path):  # noqa: ANN001, ANN201
+        return self.inner.probe(path)
+
+    def decode(self, path, frame_indices, short_side=None, info=None):  # noqa: ANN001, ANN201
+        self.calls.append((list(frame_indices), short_side))
+        return self.inner.decode(path, frame_indices, short_side, info)
+
+
+def _csv(root: Path, split: str = "train", **options) -> CsvVideoDataset:  # noqa: ANN003
+    return CsvVideoDataset(root, f"{split}.csv", BASE, split, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes and keys
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("decoder", AVAILABLE)
+def test_csv_items_have_the_key_shape(synthetic_root: Path, decoder: str) -> None:
+    dataset = _csv(synthetic_root, decoder=decoder)
+    assert accepts_clip_keys(dataset) and dataset.base_shape == BASE
+    assert len(dataset) == 8 and dataset.num_classes == 4
+    assert dataset.classes == ["move_left", "move_right", "rotate_cw", "rotate_ccw"]
+    item = dataset[3]
+    assert item["video"].shape == (3, 8, 42, 42) and item["video"].dtype == torch.float32
+    assert item["label"].dtype == torch.int64 and item["label"].shape == ()
+    assert item["label"].item() == int(dataset.records[3].label) and item["index"] == 3
+    for key, expected in [
+        (ClipKey(1, ClipShape(16, 30, (1, 2), (34, 60))), (3, 16, 30, 30)),
+        (ClipKey(5, ClipShape(2, 21, (4, 16), (24, 60))), (3, 2, 21, 21)),
+        ((7, ClipShape(32, 42, (1, 1), (48, 60))), (3, 32, 42, 42)),
+        (torch.tensor(2), (3, 8, 42, 42)),
+    ]:
+        assert dataset[key]["video"].shape == expected, key
+    with pytest.raises(TypeError, match="ClipShape"):
+        dataset[(1, 2)]
+    with pytest.raises(IndexError):
+        dataset[8]
+
+
+def test_slowfast_pathways_and_divisibility(synthetic_root: Path) -> None:
+    dataset = _csv(synthetic_root, slowfast_alpha=4)
+    slow, fast = dataset[0]["video"]
+    assert fast.shape == (3, 8, 42, 42) and slow.shape == (3, 2, 42, 42)
+    assert torch.equal(slow, fast[:, ::4])
+    slow, fast = dataset[ClipKey(1, ClipShape(16, 30, (1, 2), (34, 60)))]["video"]
+    assert fast.shape == (3, 16, 30, 30) and slow.shape == (3, 4, 30, 30)
+    with pytest.raises(ValueError, match=r"divisible by slowfast_alpha=4.*T=6"):
+        dataset[ClipKey(0, ClipShape(6, 30))]
+    with pytest.raises(ValueError, match="slowfast_alpha=3"):
+        _csv(synthetic_root, slowfast_alpha=3)
+
+
+def test_test_mode_multi_view(synthetic_root: Path) -> None:
+    dataset = _csv(synthetic_root, "test", test_num_clips=2, test_num_crops=3, slowfast_alpha=2)
+    assert len(dataset) == 4 * 6
+    views = [dataset[i] for i in range(6, 12)]  # all views of the second video
+    assert {v["video_index"] for v in views} == {1} and [v["view_index"] for v in views] == list(range(6))
+    assert all(v["index"] == 6 + k for k, v in enumerate(views))
+    for v in views:
+        slow, fast = v["video"]
+        assert fast.shape == (3, 8, 42, 42) and slow.shape == (3, 4, 42, 42)
+    fast = [v["video"][1] for v in views]
+    # The 56x42 frame gives three different 42x42 crops; the two clips differ in time.
+    assert not torch.equal(fast[0], fast[1]) and not torch.equal(fast[1], fast[2])
+    assert not torch.equal(fast[0], fast[3])
+    # Evaluation is deterministic.
+    assert torch.equal(dataset[7]["video"][1], fast[1])
+
+
+def test_val_mode_is_one_deterministic_centre_view(synthetic_root: Path) -> None:
+    dataset = _csv(synthetic_root, "val", test_num_clips=5, test_num_crops=3)
+    assert len(dataset) == 4 and dataset.num_views == 1
+    first, second = dataset[2], dataset[2]
+    assert torch.equal(first["video"], second["video"])
+    assert first["video_index"] == 2 and first["view_index"] == 0
+
+
+def test_training_is_deterministic_for_a_torch_seed(synthetic_root: Path) -> None:
+    dataset = _csv(synthetic_root)
+    torch.manual_seed(3)
+    a = dataset[1]["video"]
+    torch.manual_seed(3)
+    b = dataset[1]["video"]
+    c = dataset[1]["video"]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_stride_and_jitter_ranges_are_honoured(synthetic_root: Path) -> None:
+    recorder = RecordingDecoder()
+    dataset = _csv(synthetic_root, decoder=recorder)
+    shape = ClipShape(8, 30, (1, 4), (34, 44))
+    torch.manual_seed(0)
+    for i in range(60):
+        assert dataset[ClipKey(i % len(dataset), shape)]["video"].shape == (3, 8, 30, 30)
+    strides = set()
+    for indices, short_side in recorder.calls:
+        steps = {b - a for a, b in zip(indices, indices[1:], strict=False)}
+        assert len(steps) == 1  # 32-frame videos fit 8 frames at stride <= 4: no clamping
+        strides |= steps
+        assert 34 <= short_side <= 44
+    assert strides == {1, 2, 3, 4}
+    assert {s for _, s in recorder.calls} == {34, 36, 38, 40, 42, 44}
+    # Evaluation: the base stride and the crop as short side.
+    recorder.calls.clear()
+    _csv(synthetic_root, "test", decoder=recorder)[0]
+    indices, short_side = recorder.calls[0]
+    assert {b - a for a, b in zip(indices, indices[1:], strict=False)} == {4} and short_side == 42
+
+
+def test_random_flip_option(synthetic_root: Path) -> None:
+    flipping = _csv(synthetic_root, random_flip=True, decoder="pyav")
+    plain = _csv(synthetic_root, random_flip=False, decoder="pyav")
+    shape = ClipShape(4, 42, (1, 1), (48, 48))  # 64x48 frame: only the crop position is random
+    seen_flip = False
+    for seed in range(12):
+        torch.manual_seed(seed)
+        a = flipping[ClipKey(0, shape)]["video"]
+        torch.manual_seed(seed)
+        b = plain[ClipKey(0, shape)]["video"]
+        seen_flip |= not torch.equal(a, b)
+    assert seen_flip
+
+
+# --------------------------------------------------------------------------------------------
+# Formats
+# --------------------------------------------------------------------------------------------
+def test_csv_parsing_variants(synthetic_root: Path, tmp_path: Path) -> None:
+    video = next((synthetic_root / "videos").rglob("*.mp4"))
+    lines = ["path,label", f"{video},3", "", "# comment", f"{video} 1"]
+    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")
+    dataset = CsvVideoDataset(tmp_path, "list.csv", BASE, "val", check_files=True)
+    assert [r.label for r in dataset.records] == [3, 1] and dataset.num_classes == 4
+    (tmp_path / "bad.csv").write_text(f"{video} 1\n{video} one\n")
+    with pytest.raises(ValueError, match=r"bad.csv:2: label 'one'"):
+        CsvVideoDataset(tmp_path, "bad.csv", BASE)
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        CsvVideoDataset(tmp_path, "nope.csv", BASE)
+
+
+def test_folder_format(synthetic_root: Path) -> None:
+    dataset = FolderVideoDataset(synthetic_root, "videos", BASE, "train")
+    assert dataset.classes == sorted(["move_left", "move_right", "rotate_cw", "rotate_ccw"])
+    assert len(dataset) == 16 and dataset.num_classes == 4
+    for record in dataset.records:
+        assert Path(record.path).parent.name == dataset.classes[record.label]
+    assert dataset[ClipKey(5, ClipShape(4, 30, (1, 2), (34, 60)))]["video"].shape == (3, 4, 30, 30)
+    built = build_dataset("folder", synthetic_root, "videos", "test", BASE, classes=dataset.classes, test_num_crops=3)
+    assert len(built) == 48
+
+
+@pytest.fixture()
+def ssv2_root(synthetic_root: Path, tmp_path: Path) -> Path:
+    """An SSv2-style layout: <id>.mp4 links plus labels/train JSON, two templates."""
+    templates = ["Moving [something] from left to right", "Moving [something] from right to left"]
+    labels = {t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(templates)}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    entries = []
+    for k, name in enumerate(["move_right", "move_left"]):
+        for path in sorted((synthetic_root / "videos" / name).glob("*.mp4"))[:2]:
+            video_id = str(1000 + len(entries))
+            os.symlink(path, tmp_path / f"{video_id}.mp4")
+            entries.append({"id": video_id, "label": "x", "template": templates[k], "placeholders": ["x"]})
+    entries.append({"id": "9999", "template": templates[0]})  # listed but absent on disk
+    (tmp_path / "train.json").write_text(json.dumps(entries))
+    return tmp_path
+
+
+def test_ssv2_format_and_segment_sampling(ssv2_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    recorder = RecordingDecoder()
+    with caplog.at_level(logging.WARNING):
+        dataset = build_dataset("ssv2", ssv2_root, "train.json", "train", BASE, decoder=recorder)
+    assert "1 of 5 listed videos are missing" in caplog.text and "9999" in caplog.text
+    assert len(dataset) == 4 and dataset.num_classes == 2
+    assert [r.label for r in dataset.records] == [0, 0, 1, 1]
+    assert dataset.sampling == "segment" and dataset.random_flip is False
+    torch.manual_seed(0)
+    for i in range(4):
+        assert dataset[i]["video"].shape == (3, 8, 42, 42)
+    for indices, _ in recorder.calls:
+        assert [i // 4 for i in indices] == list(range(8))  # one frame per 4-frame segment
+    recorder.calls.clear()
+    test = SSv2Dataset(ssv2_root, "train.json", BASE, "test", labels_file="labels.json", decoder=recorder)
+    test[0]
+    assert recorder.calls[0][0] == [2, 6, 10, 14, 18, 22, 26, 30]  # segment middles
+    (ssv2_root / "unlabelled.json").write_text(json.dumps([{"id": "1000"}]))
+    with pytest.raises(ValueError, match="no 'template'"):
+        SSv2Dataset(ssv2_root, "unlabelled.json", BASE, "test")
+
+
+def test_charades_multi_label(synthetic_root: Path, tmp_path: Path) -> None:
+    videos = sorted((synthetic_root / "videos").rglob("*.mp4"))[:3]
+    for k, path in enumerate(videos):
+        os.symlink(path, tmp_path / f"VID{k}.mp4")
+    (tmp_path / "train.csv").write_text(
+        "id,subject,scene,actions,length\n"
+        'VID0,s,kitchen,"c092 11.90 21.20;c147 0.00 12.60",30\n'
+        "VID1,s,hall,c003 0.00 5.00,30\n"
+        "VID2,s,hall,,30\n"
+    )
+    dataset = build_dataset("charades", tmp_path, "train.csv", "train", BASE, num_classes=157, slowfast_alpha=4)
+    assert isinstance(dataset, CharadesDataset) and dataset.multi_label
+    target = dataset[0]["label"]
+    assert target.dtype == torch.float32 and target.shape == (157,)
+    assert target.nonzero().flatten().tolist() == [92, 147]
+    assert dataset[1]["label"].nonzero().flatten().tolist() == [3]
+    assert dataset[2]["label"].sum() == 0
+    slow, fast = dataset[ClipKey(0, ClipShape(16, 30, (1, 2), (34, 60)))]["video"]
+    assert fast.shape == (3, 16, 30, 30) and slow.shape == (3, 4, 30, 30)
+    with pytest.raises(ValueError, match="outside"):
+        build_dataset("charades", tmp_path, "train.csv", "train", BASE, num_classes=100)
+
+
+# --------------------------------------------------------------------------------------------
+# Robustness
+# --------------------------------------------------------------------------------------------
+def _good_and_broken(synthetic_root: Path, broken: dict[str, Path]) -> tuple[list[VideoRecord], list[int]]:
+    """16 good videos (label 0) with the 4 broken files (label 1) at odd positions 1, 3, 5, 7.
+
+    With 20 records a replacement step of 7919 is -1 (mod 20): a broken item's replacement is
+    the good video just before it. Returns the records and the broken positions.
+    """
+    good = [VideoRecord(str(p), 0) for p in sorted((synthetic_root / "videos").rglob("*.mp4"))]
+    bad = [VideoRecord(str(p), 1) for name, p in broken.items() if name != "missing"]
+    records = list(good)
+    positions = [1, 3, 5, 7]
+    for position, record in zip(positions, bad, strict=True):
+        records.insert(position, record)
+    return records, positions
+
+
+@pytest.mark.parametrize("decoder", AVAILABLE)
+def test_bad_files_are_replaced_at_the_same_shape(
+    synthetic_root: Path, broken_videos: dict[str, Path], decoder: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    dataset = VideoClipDataset(records, BASE, "train", decoder=decoder, max_failure_rate=0.6)
+    shape = ClipShape(4, 30, (1, 2), (34, 60))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):  # the second round must not warn again
+            for i in bad_positions:
+                item = dataset[ClipKey(i, shape)]
+                assert item["video"].shape == (3, 4, 30, 30)
+                assert item["label"].item() == 0  # a good video replaced it
+                assert item["index"] == i - 1
+    warnings = [r.getMessage() for r in caplog.records if "unreadable video" in r.getMessage()]
+    assert len(warnings) == 4
+    for name in ("empty", "truncated", "truncated_data", "text"):
+        assert sum(str(broken_videos[name]) in message for message in warnings) == 1
+    assert dataset.failures == 8 and dataset.attempts == 16
+
+
+def test_failure_rate_threshold_raises(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.1, min_attempts=20)
+    shape = ClipShape(2, 21, (1, 1), (24, 24))
+    for i in range(len(records)):
+        if i not in bad_positions:
+            dataset[ClipKey(i, shape)]  # 16 successful loads
+    dataset[ClipKey(bad_positions[0], shape)]  # 1 failure in 18 attempts: below min_attempts
+    dataset[ClipKey(bad_positions[1], shape)]  # 2 in 20 = 10%: not above the limit
+    with pytest.raises(RuntimeError, match=r"3 of 21 video loads in this process failed.*max_failure_rate=0.1"):
+        dataset[ClipKey(bad_positions[2], shape)]
+
+
+def test_all_attempts_failing_raises_clearly(broken_videos: dict[str, Path]) -> None:
+    records = [VideoRecord(str(p), 0) for p in broken_videos.values()]
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=1.0, max_retries=2, source="mylist")
+    with pytest.raises(RuntimeError, match="mylist: item 0 and 2 replacement videos all failed"):
+        dataset[0]
+
+
+def test_missing_files_reported_once_at_setup(
+    synthetic_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = (synthetic_root / "train.csv").read_text().splitlines()
+    missing = [f"videos/gone/clip_{k}.mp4 0" for k in range(7)]
+    (tmp_path / "list.csv").write_text("\n".join(lines + missing) + "\n")
+    with caplog.at_level(logging.WARNING):
+        dataset = CsvVideoDataset(synthetic_root, tmp_path / "list.csv", BASE)
+    assert len(dataset) == len(lines)
+    reports = [r.getMessage() for r in caplog.records]
+    assert len(reports) == 1 and "7 of 15 listed videos are missing" in reports[0]
+    assert "clip_0.mp4" in reports[0] and "clip_4.mp4" in reports[0] and "clip_6.mp4" not in reports[0]
+    (tmp_path / "none.csv").write_text("\n".join(missing) + "\n")
+    with pytest.raises(FileNotFoundError, match="none of the 7 listed videos exist"):
+        CsvVideoDataset(synthetic_root, tmp_path / "none.csv", BASE)
+
+
+def test_invalid_options_are_named(synthetic_root: Path) -> None:
+    with pytest.raises(ValueError, match="split must be"):
+        CsvVideoDataset(synthetic_root, "train.csv", BASE, "training")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="split must be"):
+        build_dataset("csv", synthetic_root, "train.csv", "training", BASE)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="test_num_crops must be 1 or 3"):
+        _csv(synthetic_root, "test", test_num_crops=2)
+    with pytest.raises(ValueError, match="format must be one of"):
+        build_dataset("kinetics", synthetic_root, "train.csv", "train", BASE)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown backend"):
+        _csv(synthetic_root, decoder="ffmpeg")
