@@ -22,6 +22,13 @@ def _module(root: Path, **kwargs) -> VideoDataModule:  # noqa: ANN003
     return VideoDataModule(root=str(root), **options)
 
 
+def test_flip_default_follows_the_dataset(synthetic_root: Path, tmp_path: Path) -> None:
+    assert VideoDataModule(root=str(tmp_path)).random_flip is True  # a plain csv dataset flips
+    assert VideoDataModule(root=str(synthetic_root)).random_flip is False  # found its manifest
+    assert VideoDataModule(format="ssv2", root=str(tmp_path)).random_flip is False
+    assert VideoDataModule(root=str(synthetic_root), random_flip=True).random_flip is True  # explicit wins
+
+
 def test_setup_and_loaders_without_workers(synthetic_root: Path) -> None:
     dm = _module(synthetic_root, test_num_clips=2, test_num_crops=3)
     with pytest.raises(RuntimeError, match="setup"):
@@ -29,7 +36,7 @@ def test_setup_and_loaders_without_workers(synthetic_root: Path) -> None:
     dm.setup("fit")
     assert dm.num_classes == 4 and dm.classes == ["move_left", "move_right", "rotate_cw", "rotate_ccw"]
     assert dm.base_shape == ClipShape(8, 42, (4, 4), (48, 60))  # jitter (round(42*8/7), round(42*10/7))
-    assert dm.train_dataset.random_flip is True  # a plain csv dataset flips by default
+    assert dm.train_dataset.random_flip is False  # the root holds a generated set: direction is a label
     loader = dm.train_dataloader()
     assert loader.drop_last and loader.batch_size == 2 and len(loader) == 4
     batches = list(loader)

@@ -34,7 +34,7 @@ from .decoders import (
     resized_size,
 )
 from .synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
-from .synthetic import make_synthetic_dataset, make_synthetic_main
+from .synthetic import is_synthetic_dataset, make_synthetic_dataset, make_synthetic_main
 from .transforms import (
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -89,6 +89,7 @@ __all__ = [
     "get_decoder",
     "resized_size",
     "SYNTHETIC_CLASS_NAMES",
+    "is_synthetic_dataset",
     "make_synthetic_dataset",
     "make_synthetic_main",
     "DEFAULT_MEAN",

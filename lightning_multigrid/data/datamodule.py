@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from ..keys import ClipShape
 from .datasets import Split, VideoClipDataset, build_dataset
 from .decoders import DEFAULT_DECODER, get_decoder
-from .synthetic import make_synthetic_dataset
+from .synthetic import is_synthetic_dataset, make_synthetic_dataset
 from .transforms import DEFAULT_MEAN, DEFAULT_STD
 
 __all__ = ["VideoDataModule"]
@@ -58,7 +58,8 @@ class VideoDataModule(pl.LightningDataModule):
         prefetch_factor: batches prefetched per worker (needs ``num_workers > 0``).
         max_failure_rate: fraction of failed video loads per process that stops training.
         random_flip: horizontal flips in training; default off for SSv2 and the synthetic set
-            (their classes depend on left/right direction), on otherwise.
+            (``synthetic=True``, or a ``root`` that holds a generated set's manifest), whose
+            classes depend on left/right direction; on otherwise.
         mean, std: per-channel normalisation.
         synthetic: generate the synthetic dataset into ``root`` in :meth:`prepare_data` if absent
             and train on it (format ``csv``).
@@ -137,7 +138,11 @@ class VideoDataModule(pl.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.prefetch_factor = prefetch_factor if num_workers > 0 else None
         self.max_failure_rate = max_failure_rate
-        self.random_flip = (format != "ssv2" and not synthetic) if random_flip is None else random_flip
+        if random_flip is None:
+            # Left/right direction is part of the label in SSv2 and in the synthetic set (also when
+            # it is passed as a plain csv ``root``): flipping would silently swap classes.
+            random_flip = format != "ssv2" and not synthetic and not is_synthetic_dataset(self.root)
+        self.random_flip = random_flip
         self.mean, self.std = tuple(mean), tuple(std)
         self.synthetic = synthetic
         self._synthetic_args = {
