@@ -59,7 +59,7 @@ def test_csv_items_have_the_key_shape(synthetic_root: Path, decoder: str) -> Non
     dataset = _csv(synthetic_root, decoder=decoder)
     assert accepts_clip_keys(dataset) and dataset.base_shape == BASE
     assert len(dataset) == 8 and dataset.num_classes == 4
-    assert dataset.classes == ["move_left", "move_right", "rotate_cw", "rotate_ccw"]
+    assert dataset.classes == ["move_left", "move_right", "grow", "shrink"]
     item = dataset[3]
     assert item["video"].shape == (3, 8, 42, 42) and item["video"].dtype == torch.float32
     assert item["label"].dtype == torch.int64 and item["label"].shape == ()
@@ -179,7 +179,7 @@ def test_csv_parsing_variants(synthetic_root: Path, tmp_path: Path) -> None:
 
 def test_folder_format(synthetic_root: Path) -> None:
     dataset = FolderVideoDataset(synthetic_root, "videos", BASE, "train")
-    assert dataset.classes == sorted(["move_left", "move_right", "rotate_cw", "rotate_ccw"])
+    assert dataset.classes == sorted(["move_left", "move_right", "grow", "shrink"])
     assert len(dataset) == 16 and dataset.num_classes == 4
     for record in dataset.records:
         assert Path(record.path).parent.name == dataset.classes[record.label]

@@ -21,7 +21,7 @@ from lightning_multigrid.data import (
     get_decoder,
     resized_size,
 )
-from lightning_multigrid.data.synthetic import _write_mp4, render_video
+from lightning_multigrid.data.synthetic import CLASS_NAMES, _write_mp4, render_video
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -35,7 +35,8 @@ def _video(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def seek_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """A 90-frame 96x64 video with a keyframe every 16 frames (decoders must seek), and its frames."""
-    frames = render_video(2, 96, 64, 90, np.random.default_rng(7))
+    # Rotation: every frame differs clearly from its neighbours, so an off-by-one shows.
+    frames = render_video(CLASS_NAMES.index("rotate_cw"), 96, 64, 90, np.random.default_rng(7))
     path = tmp_path_factory.mktemp("seek") / "seek.mp4"
     _write_mp4(path, frames, fps=25)
     return path, frames

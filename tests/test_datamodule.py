@@ -34,7 +34,7 @@ def test_setup_and_loaders_without_workers(synthetic_root: Path) -> None:
     with pytest.raises(RuntimeError, match="setup"):
         _ = dm.train_dataset
     dm.setup("fit")
-    assert dm.num_classes == 4 and dm.classes == ["move_left", "move_right", "rotate_cw", "rotate_ccw"]
+    assert dm.num_classes == 4 and dm.classes == ["move_left", "move_right", "grow", "shrink"]
     assert dm.base_shape == ClipShape(8, 42, (4, 4), (48, 60))  # jitter (round(42*8/7), round(42*10/7))
     assert dm.train_dataset.random_flip is False  # the root holds a generated set: direction is a label
     loader = dm.train_dataloader()
@@ -128,9 +128,9 @@ def test_disabled_splits_and_setup_stages(synthetic_root: Path) -> None:
 
 def test_folder_format_shares_training_classes(synthetic_root: Path, tmp_path: Path) -> None:
     # val holds only two of the four classes: its labels must still follow the training classes.
-    (tmp_path / "val" / "rotate_cw").mkdir(parents=True)
+    (tmp_path / "val" / "shrink").mkdir(parents=True)
     (tmp_path / "val" / "move_left").mkdir(parents=True)
-    for name in ("rotate_cw", "move_left"):
+    for name in ("shrink", "move_left"):
         source = next((synthetic_root / "videos" / name).glob("*.mp4"))
         (tmp_path / "val" / name / source.name).symlink_to(source)
     (tmp_path / "train").symlink_to(synthetic_root / "videos")
@@ -139,7 +139,7 @@ def test_folder_format_shares_training_classes(synthetic_root: Path, tmp_path: P
     classes = dm.train_dataset.classes
     assert dm.num_classes == 4 and dm.classes == classes
     labels = {Path(r.path).parent.name: r.label for r in dm.val_dataset.records}
-    assert labels == {name: classes.index(name) for name in ("rotate_cw", "move_left")}
+    assert labels == {name: classes.index(name) for name in ("shrink", "move_left")}
 
 
 def test_invalid_arguments_are_named(synthetic_root: Path) -> None:
