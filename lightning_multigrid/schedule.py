@@ -112,6 +112,14 @@ class BaseRecipe:
             raise bad("steps", f"must be strictly increasing, got {list(steps)}")
         if self.max_epochs <= steps[-1]:
             raise bad("max_epochs", f"must exceed the last step {steps[-1]}, got {self.max_epochs}")
+        if self.long_cycle and len(steps) < 2:
+            # The long cycle splits the LR stages before the last milestone among its grids; with a
+            # single milestone there are none (the reference divides by zero here).
+            raise bad(
+                "steps",
+                f"the long cycle needs at least two milestones (an LR stage before the final one), got "
+                f"{list(steps)}; add one, e.g. [0, {max(1, self.max_epochs * 2 // 3)}], or turn the long cycle off",
+            )
         for name in ("num_frames", "crop_size", "batch_size", "sampling_rate", "bn_base_size", "eval_freq"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

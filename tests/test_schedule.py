@@ -153,6 +153,7 @@ def test_batch_norm_plan_validates_instead_of_truncating():
         (dict(steps=[1, 94]), "steps"),
         (dict(steps=[0, 94, 94]), "steps"),
         (dict(max_epochs=196), "max_epochs"),
+        (dict(steps=[0]), "steps"),  # the long cycle needs an LR stage before the last milestone
         (dict(long_cycle_factors=[(1.5, 1.0)]), "long_cycle_factors"),
         (dict(long_cycle_factors=[(0.0, 1.0)]), "long_cycle_factors"),
         (dict(num_frames=2, long_cycle_factors=[(0.1, 1.0)]), "long_cycle_factors"),
@@ -168,6 +169,11 @@ def test_batch_norm_plan_validates_instead_of_truncating():
 def test_invalid_inputs_name_the_argument(change, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
         MultigridSchedule(BaseRecipe(**{**K400, **change}))
+
+
+def test_a_single_milestone_works_without_the_long_cycle():
+    schedule = MultigridSchedule(BaseRecipe(**{**K400, "steps": [0], "long_cycle": False}))
+    assert schedule.lr_milestones == [0] and schedule.max_epochs == int(239 * 1.5)  # short cycle: x epoch_factor
 
 
 def test_slot_sequence_matches_batches_per_epoch_exhaustively():

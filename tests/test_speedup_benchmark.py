@@ -25,7 +25,8 @@ def load_benchmark():
 @pytest.mark.slow
 def test_quick_benchmark_reports_both_runs(tmp_path):
     bench = load_benchmark()
-    report = bench.main(["--quick", "--quiet", "--data-dir", str(tmp_path / "data"), "--out-dir", str(tmp_path / "out")])
+    report = bench.main(["--quick", "--quiet", "--overhead", "--data-dir", str(tmp_path / "data"),
+                         "--out-dir", str(tmp_path / "out")])
     on_disk = json.loads((tmp_path / "out" / "speedup.json").read_text())
     assert on_disk["runs"].keys() == report["runs"].keys() == {"baseline", "multigrid"}
     assert (tmp_path / "out" / "speedup.png").read_bytes()[:4] == b"\x89PNG"
@@ -49,3 +50,9 @@ def test_quick_benchmark_reports_both_runs(tmp_path):
     assert speedup["measured_speedup"] == pytest.approx(base["train_s"] / mg["train_s"], rel=1e-6)
     # Both runs trained exactly the iterations the schedule predicts (no shortcuts, exact len()).
     assert speedup["iterations_match_schedule"] is True
+    # The overhead pair trained the same iterations at the base shape; the ratio is theirs.
+    overhead = report["overhead"]
+    assert overhead["iterations"] > 0
+    assert overhead["ratio"] == pytest.approx(
+        overhead["callback_s_per_iteration"] / overhead["plain_s_per_iteration"], rel=1e-6)
+    assert "callback overhead" in bench.format_report(report)
