@@ -126,6 +126,23 @@ def test_deterministic_cached_and_fast(tmp_path: Path) -> None:
     assert (first / "val.csv").is_file()
 
 
+def test_extra_test_videos_leave_train_and_val_unchanged(tmp_path: Path) -> None:
+    kwargs = dict(num_classes=2, videos_per_class=5, size=(32, 24), num_frames=8, seed=5)
+    plain = make_synthetic_dataset(tmp_path / "plain", **kwargs)
+    more = make_synthetic_dataset(tmp_path / "more", extra_test_per_class=3, **kwargs)
+    for split in ("train", "val"):
+        assert (more / f"{split}.csv").read_text() == (plain / f"{split}.csv").read_text()
+    plain_test = (plain / "test.csv").read_text().splitlines()
+    more_test = (more / "test.csv").read_text().splitlines()
+    assert set(plain_test) < set(more_test) and len(more_test) == len(plain_test) + 2 * 3
+    for line in set(more_test) - set(plain_test):  # the extra ones are numbered after the others
+        assert int(line.split()[0].rsplit("_", 1)[1].split(".")[0]) >= 5
+    assert json.loads((more / "manifest.json").read_text())["extra_test_per_class"] == 3
+    assert "extra_test_per_class" not in json.loads((plain / "manifest.json").read_text())
+    with pytest.raises(ValueError, match="extra_test_per_class"):
+        make_synthetic_dataset(tmp_path / "bad", extra_test_per_class=-1, **kwargs)
+
+
 def test_refuses_foreign_directories_and_bad_parameters(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("precious")
     with pytest.raises(FileExistsError, match="not a synthetic dataset directory"):

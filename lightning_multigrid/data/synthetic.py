@@ -230,6 +230,7 @@ def make_synthetic_dataset(
     fps: int = 15,
     seed: int = 0,
     overwrite: bool = False,
+    extra_test_per_class: int = 0,
 ) -> Path:
     """Write the synthetic dataset to ``out_dir`` (skipped if it is already there) and return its path.
 
@@ -243,12 +244,17 @@ def make_synthetic_dataset(
         seed: everything (content and split) is a function of the seed.
         overwrite: regenerate even if a dataset with the same parameters exists, and allow
             replacing a directory that does not look like one this function wrote.
+        extra_test_per_class: further test-only videos per class (numbered after the others).
+            Train and val stay exactly as without them; a larger test set makes a one-point
+            accuracy difference measurable (with 24 test videos per class, one video is 1.04 points).
 
     Raises:
         ValueError: invalid parameters.
         FileExistsError: ``out_dir`` holds other files and ``overwrite`` is off.
     """
     width, height = _validate(num_classes, videos_per_class, size, num_frames, fps)
+    if isinstance(extra_test_per_class, bool) or not isinstance(extra_test_per_class, int) or extra_test_per_class < 0:
+        raise ValueError(f"extra_test_per_class: must be an integer >= 0, got {extra_test_per_class!r}")
     out = Path(out_dir)
     params = {
         "format_version": _FORMAT_VERSION,
@@ -260,6 +266,8 @@ def make_synthetic_dataset(
         "seed": int(seed),
         "crf": _CRF,
     }
+    if extra_test_per_class:  # absent when 0, so that datasets written before the option stay valid
+        params["extra_test_per_class"] = int(extra_test_per_class)
     manifest = out / _MANIFEST
     if not overwrite and manifest.is_file():
         try:
@@ -288,12 +296,15 @@ def make_synthetic_dataset(
         (videos / name).mkdir()
         # A per-class permutation decides the split, so the split is part of the seeded content.
         order = np.random.default_rng([seed, label, 1_000_003]).permutation(videos_per_class)
-        for k in range(videos_per_class):
+        for k in range(videos_per_class + extra_test_per_class):
             rng = np.random.default_rng([seed, label, k])
             relative = f"videos/{name}/{name}_{k:04d}.mp4"
             _write_mp4(out / relative, render_video(label, width, height, num_frames, rng), fps)
-            rank = int(np.nonzero(order == k)[0][0])
-            split = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+            if k >= videos_per_class:
+                split = "test"
+            else:
+                rank = int(np.nonzero(order == k)[0][0])
+                split = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
             splits[split].append(f"{relative} {label}")
     for split, lines in splits.items():
         (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
@@ -355,6 +366,8 @@ def make_synthetic_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     parser.add_argument("--fps", type=int, default=15, help="frame rate (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--extra-test-per-class", type=int, default=0,
+                        help="further test-only videos per class (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="regenerate even if present")
     try:
         args = parser.parse_args(argv)
@@ -367,12 +380,13 @@ def make_synthetic_main(argv: list[str] | None = None) -> int:
             fps=args.fps,
             seed=args.seed,
             overwrite=args.overwrite,
+            extra_test_per_class=args.extra_test_per_class,
         )
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except (_UsageError, ValueError, FileExistsError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
-    total = args.classes * args.videos_per_class
+    total = args.classes * (args.videos_per_class + args.extra_test_per_class)
     print(f"synthetic dataset: {total} videos, {args.classes} classes in {out}")
     return 0
