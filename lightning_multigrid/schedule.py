@@ -304,13 +304,16 @@ class MultigridSchedule:
 
         # Relative LR: gamma**lr_stage times the long-cycle base batch factor (linear scaling);
         # the fine-tuning phase is halved: the first half keeps the previous relative LR.
+        # The first half of fine-tuning takes the LR of the last long-cycle grid of the last LR
+        # stage, gamma**(L-1) * b, as the reference does, even when that stage rounded to 0 epochs
+        # and was dropped (taking the last *kept* stage's LR would double it in the SSv2 recipe).
+        last_grid_factor = r.gamma ** (len(r.steps) - 2) * grids[-1][-1][0]
         segments: list[tuple[int, float]] = []
         for stage in stages:
             factor = r.gamma**stage.lr_stage * stage.batch_factor
             if stage.is_finetune:
                 midpoint = (stage.start_epoch + stage.end_epoch) // 2
-                before = segments[-1][1] if segments else factor
-                segments.append((stage.start_epoch, before))
+                segments.append((stage.start_epoch, last_grid_factor))
                 # The fine-tuning stage's own lr_stage is the number of baseline LR stages.
                 segments.append((midpoint, r.gamma**stage.lr_stage * stage.batch_factor))
             else:
@@ -408,17 +411,39 @@ class MultigridSchedule:
         decay = cosine_end_factor + (1 - cosine_end_factor) * 0.5 * (1 + math.cos(math.pi * progress))
         return stage.batch_factor * decay
 
-    def is_eval_epoch(self, epoch: int) -> bool:
-        """Whether ``epoch`` (0-based) ends with evaluation/checkpointing (reference rule)."""
+    def is_eval_epoch(self, epoch: int, eval_period: int = 1) -> bool:
+        """Whether ``epoch`` (0-based) ends with evaluation/checkpointing (the reference's rule).
+
+        With the long cycle: the last epoch of every stage plus about ``eval_freq`` per stage
+        (spec section 4). Without it there are no long-cycle stages, and the reference evaluates
+        every ``eval_period`` epochs (its ``TRAIN.EVAL_PERIOD``). The last epoch always qualifies.
+        """
         if epoch + 1 >= self.max_epochs:
             return True
+        if not self.recipe.long_cycle:
+            return (epoch + 1) % eval_period == 0
         stage = self.stage_at(epoch)
         period = max((stage.end_epoch - stage.start_epoch) // self.recipe.eval_freq + 1, 1)
         return (stage.end_epoch - 1 - epoch) % period == 0
 
-    def eval_epochs(self) -> list[int]:
-        """All evaluation/checkpoint epochs (0-based)."""
-        return [e for e in range(self.max_epochs) if self.is_eval_epoch(e)]
+    def eval_epochs(self, eval_period: int = 1) -> list[int]:
+        """All evaluation/checkpoint epochs (0-based); see :meth:`is_eval_epoch`."""
+        return [e for e in range(self.max_epochs) if self.is_eval_epoch(e, eval_period)]
+
+    def validation_epochs(self, every_n_epochs: int = 1) -> list[int]:
+        """The epochs that validate when the user also asks for ``check_val_every_n_epoch=N``.
+
+        With the long cycle, every N-th of the schedule's eval epochs (``N`` thins the schedule, it
+        does not intersect with it: intersecting would validate K400 6 times for N=5 and miss the
+        final epoch); without it, every N-th epoch. The final epoch is always validated.
+        """
+        if every_n_epochs < 1:
+            raise ValueError(f"check_val_every_n_epoch must be >= 1, got {every_n_epochs}")
+        if not self.recipe.long_cycle:
+            return self.eval_epochs(every_n_epochs)
+        evals = self.eval_epochs()
+        chosen = {e for i, e in enumerate(evals) if (i + 1) % every_n_epochs == 0}
+        return sorted(chosen | {self.max_epochs - 1})
 
     def batch_norm_plan(self, per_device_batch: int, world_size: int = 1) -> BatchNormPlan:
         """BatchNorm grouping for a per-device batch (validated, never truncated).

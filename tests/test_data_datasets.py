@@ -81,7 +81,8 @@ def test_slowfast_pathways_and_divisibility(synthetic_root: Path) -> None:
     dataset = _csv(synthetic_root, slowfast_alpha=4)
     slow, fast = dataset[0]["video"]
     assert fast.shape == (3, 8, 42, 42) and slow.shape == (3, 2, 42, 42)
-    assert torch.equal(slow, fast[:, ::4])
+    # PySlowFast's slow pathway: linspace(0, 7, 2) -> frames 0 and 7 of the fast clip.
+    assert torch.equal(slow, fast[:, [0, 7]])
     slow, fast = dataset[ClipKey(1, ClipShape(16, 30, (1, 2), (34, 60)))]["video"]
     assert fast.shape == (3, 16, 30, 30) and slow.shape == (3, 4, 30, 30)
     with pytest.raises(ValueError, match=r"divisible by slowfast_alpha=4.*T=6"):
@@ -93,7 +94,10 @@ def test_slowfast_pathways_and_divisibility(synthetic_root: Path) -> None:
 def test_test_mode_multi_view(synthetic_root: Path) -> None:
     dataset = _csv(synthetic_root, "test", test_num_clips=2, test_num_crops=3, slowfast_alpha=2)
     assert len(dataset) == 4 * 6
-    views = [dataset[i] for i in range(6, 12)]  # all views of the second video
+    # At the base stride 4 an 8-frame window is 32 frames, the whole video, so both test clips would
+    # coincide (reference window rule); at stride 2 the windows are [0, 16) and [16, 32).
+    shape = ClipShape(8, 42, (2, 2))
+    views = [dataset[ClipKey(i, shape)] for i in range(6, 12)]  # all views of the second video
     assert {v["video_index"] for v in views} == {1} and [v["view_index"] for v in views] == list(range(6))
     assert all(v["index"] == 6 + k for k, v in enumerate(views))
     for v in views:
@@ -104,7 +108,7 @@ def test_test_mode_multi_view(synthetic_root: Path) -> None:
     assert not torch.equal(fast[0], fast[1]) and not torch.equal(fast[1], fast[2])
     assert not torch.equal(fast[0], fast[3])
     # Evaluation is deterministic.
-    assert torch.equal(dataset[7]["video"][1], fast[1])
+    assert torch.equal(dataset[ClipKey(7, shape)]["video"][1], fast[1])
 
 
 def test_val_mode_is_one_deterministic_centre_view(synthetic_root: Path) -> None:
@@ -134,9 +138,10 @@ def test_stride_and_jitter_ranges_are_honoured(synthetic_root: Path) -> None:
         assert dataset[ClipKey(i % len(dataset), shape)]["video"].shape == (3, 8, 30, 30)
     strides = set()
     for indices, short_side in recorder.calls:
-        steps = {b - a for a, b in zip(indices, indices[1:], strict=False)}
-        assert len(steps) == 1  # 32-frame videos fit 8 frames at stride <= 4: no clamping
-        strides |= steps
+        # A window of 8 * stride frames (32-frame videos fit it at stride <= 4: no clamping).
+        window = indices[-1] - indices[0] + 1
+        assert window % 8 == 0 and indices == sorted(indices)
+        strides.add(window // 8)
         assert 34 <= short_side <= 44
     assert strides == {1, 2, 3, 4}
     assert {s for _, s in recorder.calls} == {34, 36, 38, 40, 42, 44}
@@ -144,7 +149,8 @@ def test_stride_and_jitter_ranges_are_honoured(synthetic_root: Path) -> None:
     recorder.calls.clear()
     _csv(synthetic_root, "test", decoder=recorder)[0]
     indices, short_side = recorder.calls[0]
-    assert {b - a for a, b in zip(indices, indices[1:], strict=False)} == {4} and short_side == 42
+    # Base stride 4: the 32-frame window linspace(0, 31, 8), truncated (hand-computed).
+    assert indices == [0, 4, 8, 13, 17, 22, 26, 31] and short_side == 42
 
 
 def test_random_flip_option(synthetic_root: Path) -> None:

@@ -28,25 +28,51 @@ def _video(t: int = 4, h: int = 6, w: int = 10) -> torch.Tensor:
     return torch.arange(w, dtype=torch.uint8).expand(t, 3, h, w).contiguous()
 
 
-def test_clip_indices_clamp_when_video_is_short() -> None:
-    assert clip_indices(100, 4, 3, 10) == [10, 13, 16, 19]
-    assert clip_indices(5, 4, 2, 0) == [0, 2, 4, 4]  # repeats the last frame, keeps direction
+def test_clip_indices_follow_the_reference_window_rule() -> None:
+    # Window of T*r frames, linspace over it, truncated (hand-computed):
+    # start 10, 4 frames, stride 3 -> window [10, 21]: 10, 13.67, 17.33, 21.
+    assert clip_indices(100, 4, 3, 10) == [10, 13, 17, 21]
+    # Window [0, 7] in a 5-frame video: 0, 2.33, 4.67 -> 4, 7 -> 4 (clamped, keeps direction).
+    assert clip_indices(5, 4, 2, 0) == [0, 2, 4, 4]
+    assert clip_indices(30, 1, 8, 3) == [3]
     with pytest.raises(ValueError):
         clip_indices(0, 4, 1, 0)
+
+
+def test_top_stride_covers_the_baseline_span_at_every_grid() -> None:
+    """Spec section 4: at the top stride r0*T0//T a coarse clip spans exactly T0*r0 frames."""
+    from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+
+    for t0, r0, steps, max_epochs in ((32, 2, [0, 94, 154, 196], 239), (8, 8, [0, 44, 88, 118], 128),
+                                      (64, 2, [0, 14, 18], 22), (16, 4, [0, 14, 20], 24)):
+        s = MultigridSchedule(BaseRecipe(steps=steps, max_epochs=max_epochs, num_frames=t0, crop_size=224,
+                                         batch_size=64, sampling_rate=r0))
+        for stage in s.stages:
+            lo, hi = s.stride_range(stage.start_epoch)
+            assert hi == r0 * (t0 // stage.num_frames)
+            for start in (0, 17):
+                idx = clip_indices(10_000, stage.num_frames, hi, start)
+                assert idx[0] == start and idx[-1] - idx[0] + 1 == t0 * r0, (t0, stage)
+                assert idx == sorted(idx) and len(idx) == stage.num_frames
+            # The bottom stride covers T/T0 of it.
+            idx = clip_indices(10_000, stage.num_frames, lo, 0)
+            assert idx[-1] + 1 == stage.num_frames * r0
 
 
 def test_random_clip_indices_honours_stride_range_and_bounds() -> None:
     torch.manual_seed(0)
     strides, starts = set(), set()
-    for _ in range(300):
+    for _ in range(400):
         indices, stride = random_clip_indices(64, 8, (2, 5))
         assert 2 <= stride <= 5
-        assert all(b - a == stride for a, b in zip(indices, indices[1:], strict=False))
+        # The window of 8*stride frames lies inside the video.
+        assert indices[-1] - indices[0] + 1 == 8 * stride
         assert 0 <= indices[0] and indices[-1] <= 63
         strides.add(stride)
-        starts.add(indices[0])
+        starts.add((stride, indices[0]))
     assert strides == {2, 3, 4, 5}  # inclusive at both ends
-    assert 0 in starts and 64 - (7 * 2 + 1) in starts
+    # Starts reach both ends: 0 and 64 - 8*2 = 48 for stride 2.
+    assert (2, 0) in starts and (2, 48) in starts and not any(st > 64 - 8 * sr for sr, st in starts)
 
 
 def test_random_sampling_is_deterministic_for_a_torch_seed() -> None:
@@ -62,7 +88,8 @@ def test_random_sampling_is_deterministic_for_a_torch_seed() -> None:
 
 
 def test_uniform_clip_indices_spread_over_the_video() -> None:
-    assert uniform_clip_indices(100, 4, 2, 0, 1) == [46, 48, 50, 52]  # centre
+    # Centre window of 8 frames in 100: start (100-8)//2 = 46, window [46, 53].
+    assert uniform_clip_indices(100, 4, 2, 0, 1) == [46, 48, 50, 53]
     assert uniform_clip_indices(100, 4, 2, 0, 3)[0] == 0
     assert uniform_clip_indices(100, 4, 2, 2, 3)[-1] == 99
     assert uniform_clip_indices(5, 4, 2, 1, 2) == [0, 2, 4, 4]
@@ -147,6 +174,11 @@ def test_pack_pathways() -> None:
     video = torch.arange(8, dtype=torch.float32).view(1, 8, 1, 1).expand(3, 8, 2, 2)
     slow, fast = pack_pathways(video, 4)
     assert fast.shape == (3, 8, 2, 2) and slow.shape == (3, 2, 2, 2)
-    assert slow[0, :, 0, 0].tolist() == [0.0, 4.0]
+    # PySlowFast: linspace(0, 7, 2) = [0, 7], not every 4th frame [0, 4].
+    assert slow[0, :, 0, 0].tolist() == [0.0, 7.0]
+    slow16, _ = pack_pathways(torch.arange(16.0).view(1, 16, 1, 1), 4)
+    assert slow16.flatten().tolist() == [0.0, 5.0, 10.0, 15.0]
+    batched_slow, _ = pack_pathways(video.unsqueeze(0), 4)
+    assert torch.equal(batched_slow[0], slow)
     with pytest.raises(ValueError, match="T=6"):
         pack_pathways(video[:, :6], 4)

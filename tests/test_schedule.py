@@ -236,3 +236,72 @@ def test_properties(recipe):
         assert 1 <= lo <= hi
         assert math.isfinite(s.lr_factor(e + 0.5))
     assert s.is_eval_epoch(s.max_epochs - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Golden schedules of the reference's own SSv2 and Charades recipes, derived by hand from the spec
+# (section 3) for T0=64, S0=224: grid b values (16,8,8) (8,4,4) (8,4,2) (4,2,1), avg_b sum 23,
+# iter_saving 5.75; see the per-stage arithmetic in the comments.
+# --------------------------------------------------------------------------------------------
+def _per_epoch_lr(pieces):
+    """[(end_epoch, factor), ...] piecewise-constant LR -> one factor per epoch."""
+    out, start = [], 0
+    for end, factor in pieces:
+        out += [factor] * (end - start)
+        start = end
+    return out
+
+
+def test_ssv2_recipe_drops_a_zero_epoch_stage_and_keeps_the_reference_finetune_lr():
+    # SSv2: steps [0,14,18], 22 epochs. x = 33 / 19.6232 = 1.68168; cumulative ends
+    # 10.92, 16.38, 21.16, 23.54 | 26.66, 28.22, 29.59, 30.27 | 33.00 -> 11,16,21,24 | 27,28,30,30 | 33:
+    # the last long-cycle stage of LR stage 1, (1, 64, 224), rounds to 0 epochs and is dropped.
+    s = MultigridSchedule(BaseRecipe(steps=[0, 14, 18], max_epochs=22, num_frames=64, crop_size=224, batch_size=16))
+    assert [(x.start_epoch, x.end_epoch, x.lr_stage, x.batch_factor, x.num_frames, x.crop_size) for x in s.stages] == [
+        (0, 11, 0, 8, 16, 158), (11, 16, 0, 4, 32, 158), (16, 21, 0, 2, 32, 224), (21, 24, 0, 1, 64, 224),
+        (24, 27, 1, 8, 16, 158), (27, 28, 1, 4, 32, 158), (28, 30, 1, 2, 32, 224), (30, 33, 2, 1, 64, 224),
+    ]
+    # Fine-tuning [30,33), midpoint (30+33)//2 = 31. First half: gamma**1 * b(last grid) = 0.1, as the
+    # reference's LRS[-2] (not 0.2, the LR of the last *kept* stage); second half gamma**2 = 0.01.
+    expected = _per_epoch_lr([(11, 8), (16, 4), (21, 2), (24, 1), (27, 0.8), (28, 0.4), (30, 0.2), (31, 0.1), (33, 0.01)])
+    assert [s.lr_factor(e) for e in range(s.max_epochs)] == pytest.approx(expected)
+    assert s.max_epochs == 33
+
+
+def test_charades_recipe_golden():
+    # Charades: steps [0,41,49], 57 epochs. x = 85.5 / 52.2464 = 1.636478; cumulative ends
+    # 31.12, 46.68, 60.29, 67.10 | 73.17, 76.20, 78.86, 80.19 | 85.50000000000001 -> ... 80 | 86.
+    s = MultigridSchedule(BaseRecipe(steps=[0, 41, 49], max_epochs=57, num_frames=64, crop_size=224, batch_size=16))
+    assert [x.end_epoch for x in s.stages] == [31, 47, 60, 67, 73, 76, 79, 80, 86]
+    assert [(x.batch_factor, x.num_frames, x.crop_size) for x in s.stages[4:8]] == [(8, 16, 158), (4, 32, 158), (2, 32, 224), (1, 64, 224)]
+    # Fine-tuning [80,86) split at (80+86)//2 = 83.
+    expected = _per_epoch_lr([(31, 8), (47, 4), (60, 2), (67, 1), (73, 0.8), (76, 0.4), (79, 0.2), (80, 0.1), (83, 0.1), (86, 0.01)])
+    assert [s.lr_factor(e) for e in range(s.max_epochs)] == pytest.approx(expected)
+
+
+def test_k400_per_epoch_lr_factors():
+    s = MultigridSchedule(BaseRecipe(**K400))
+    # The spec's table, expanded epoch by epoch (not only milestones).
+    expected = _per_epoch_lr([(73, 8), (110, 4), (142, 2), (158, 1), (205, 0.8), (228, 0.4), (248, 0.2), (259, 0.1),
+                              (291, 0.08), (308, 0.04), (322, 0.02), (329, 0.01), (343, 0.01), (358, 0.001)])
+    assert [s.lr_factor(e) for e in range(s.max_epochs)] == pytest.approx(expected)
+
+
+def test_validation_epochs_thin_the_schedule_and_keep_the_final_epoch():
+    s = MultigridSchedule(BaseRecipe(**I3D))
+    # By hand: [0,32) period 32//3+1 = 11 -> 9, 20, 31; [32,48) period 6 -> 35, 41, 47;
+    # [48,62) period 5 -> 51, 56, 61; [62,69) period 3 -> 62, 65, 68.
+    assert s.eval_epochs()[:12] == [9, 20, 31, 35, 41, 47, 51, 56, 61, 62, 65, 68]
+    assert s.validation_epochs(1) == s.eval_epochs()
+    every5 = s.validation_epochs(5)
+    assert every5[:2] == [41, 62]  # the 5th and 10th eval epochs
+    assert every5[-1] == s.max_epochs - 1 == 191
+    assert len(every5) == len(s.eval_epochs()) // 5 + 1
+
+
+def test_short_cycle_only_evaluates_every_eval_period():
+    # Short cycle only: 128 * 1.5 = 192 epochs, no long-cycle stages; the reference's EVAL_PERIOD rule.
+    s = MultigridSchedule(BaseRecipe(**I3D, long_cycle=False))
+    assert s.max_epochs == 192
+    assert s.eval_epochs(10) == [9, 19, 29, 39, 49, 59, 69, 79, 89, 99, 109, 119, 129, 139, 149, 159, 169, 179, 189, 191]
+    assert s.validation_epochs(1) == list(range(192))

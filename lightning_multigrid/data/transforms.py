@@ -46,17 +46,27 @@ def randint(low: int, high: int, generator: torch.Generator | None = None) -> in
 # Temporal sampling (returns frame indices)
 # --------------------------------------------------------------------------------------------
 def clip_indices(num_video_frames: int, num_frames: int, stride: int, start: int) -> list[int]:
-    """``num_frames`` indices ``start, start + stride, ...``, clamped to the last frame.
+    """The ``num_frames`` indices of the window of ``num_frames * stride`` frames starting at ``start``.
 
-    A clip longer than the video repeats its last frame (clamping keeps motion direction intact,
-    where looping would jump back to the first frame).
+    The reference's rule (spec section 4): the indices are ``linspace(start, start + T*r - 1, T)``,
+    clamped to the video and truncated to integers (its ``.long()``). The window, not the first-to-
+    last index distance, is what a clip spans, so a coarse clip at the top stride ``r0 * T0 // T``
+    covers exactly the baseline's ``T0 * r0`` frames. A window longer than the video repeats the
+    last frame (clamping keeps motion direction intact, where looping would jump back).
     """
     if num_video_frames < 1:
         raise ValueError(f"video has no frames ({num_video_frames})")
     if num_frames < 1 or stride < 1:
         raise ValueError(f"num_frames and stride must be positive, got {num_frames}, {stride}")
     last = num_video_frames - 1
-    return [min(max(start + i * stride, 0), last) for i in range(num_frames)]
+    end = start + num_frames * stride - 1
+    if num_frames == 1:
+        points = [float(start)]
+    else:
+        step = (end - start) / (num_frames - 1)
+        points = [start + i * step for i in range(num_frames)]
+    # Clamp, then truncate toward zero as torch's .long() does.
+    return [int(min(max(p, 0.0), float(last))) for p in points]
 
 
 def random_clip_indices(
@@ -65,25 +75,25 @@ def random_clip_indices(
     stride_range: tuple[int, int],
     generator: torch.Generator | None = None,
 ) -> tuple[list[int], int]:
-    """Training sampling: a stride drawn uniformly from ``stride_range`` (inclusive), a random start.
+    """Training sampling: a stride drawn uniformly from ``stride_range`` (inclusive), then a window
+    of ``num_frames * stride`` frames at a uniformly random start (see :func:`clip_indices`).
 
     Returns:
         ``(indices, stride)``.
     """
     stride = randint(stride_range[0], stride_range[1], generator)
-    span = (num_frames - 1) * stride + 1
-    start = randint(0, max(num_video_frames - span, 0), generator)
+    start = randint(0, max(num_video_frames - num_frames * stride, 0), generator)
     return clip_indices(num_video_frames, num_frames, stride, start), stride
 
 
 def uniform_clip_indices(
     num_video_frames: int, num_frames: int, stride: int, clip_index: int, num_clips: int
 ) -> list[int]:
-    """Test sampling: clip ``clip_index`` of ``num_clips`` evenly spaced clips (one: the centre)."""
+    """Test sampling: window ``clip_index`` of ``num_clips`` evenly spaced windows of
+    ``num_frames * stride`` frames (one clip: the centre window)."""
     if not 0 <= clip_index < num_clips:
         raise ValueError(f"clip_index {clip_index} outside [0, {num_clips})")
-    span = (num_frames - 1) * stride + 1
-    delta = max(num_video_frames - span, 0)
+    delta = max(num_video_frames - num_frames * stride, 0)
     start = delta // 2 if num_clips == 1 else round(delta * clip_index / (num_clips - 1))
     return clip_indices(num_video_frames, num_frames, stride, start)
 
@@ -218,13 +228,19 @@ def normalize_video(
 
 
 def pack_pathways(video: torch.Tensor, alpha: int) -> list[torch.Tensor]:
-    """SlowFast input ``[slow, fast]`` from ``(C, T, H, W)``: fast is the clip, slow every alpha-th frame.
+    """Split a ``(C, T, H, W)`` (or batched ``(B, C, T, H, W)``) clip into SlowFast's ``[slow, fast]``.
+
+    The slow pathway takes ``T // alpha`` frames evenly spread over the clip,
+    ``linspace(0, T-1, T // alpha)`` truncated to integers: PySlowFast's rule, with which the public
+    SlowFast checkpoints were trained (every alpha-th frame would shift the slow clip early).
 
     Raises:
-        ValueError: ``T`` is not divisible by ``alpha`` (the fast pathway must be exactly
+        ValueError: ``T`` is not a positive multiple of ``alpha`` (the fast pathway must be exactly
             ``alpha`` times the slow one).
     """
-    num_frames = video.shape[1]
-    if alpha < 1 or num_frames % alpha:
-        raise ValueError(f"SlowFast needs T divisible by alpha={alpha}, got T={num_frames}")
-    return [video[:, ::alpha].contiguous(), video]
+    time_dim = video.dim() - 3
+    t = video.shape[time_dim]
+    if alpha < 1 or t < alpha or t % alpha:
+        raise ValueError(f"pack_pathways: SlowFast needs T divisible by alpha={alpha}, got T={t}")
+    index = torch.linspace(0, t - 1, t // alpha, device=video.device).long()
+    return [video.index_select(time_dim, index), video]
