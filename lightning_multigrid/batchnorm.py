@@ -437,6 +437,47 @@ def merge_split_statistics(module: nn.Module) -> list[SplitBatchNorm3d]:
     return bns
 
 
+def restart_splits(module: nn.Module) -> list[SplitBatchNorm3d]:
+    """Merge, then make every split start again from the merged statistics (done every epoch).
+
+    Split buffers are not in checkpoints (merged statistics are), so restarting them at each epoch
+    start is what lets a run resumed at an epoch boundary match an uninterrupted one exactly.
+    """
+    bns = _split_bns(module)
+    for bn in bns:
+        bn.merge_split_statistics()
+        bn._splits_from_running()
+    return bns
+
+
+def split_statistics(module: nn.Module) -> dict[str, tuple[Tensor, Tensor]]:
+    """The per-split running statistics of every split BN with ``num_splits > 1``, by module name.
+
+    What a checkpoint taken mid-epoch needs, besides the merged statistics, to continue exactly.
+    """
+    return {
+        name: (m.split_running_mean.detach().clone(), m.split_running_var.detach().clone())
+        for name, m in module.named_modules()
+        if isinstance(m, SplitBatchNorm3d) and m.num_splits > 1 and m.track_running_stats
+    }
+
+
+@torch.no_grad()
+def load_split_statistics(module: nn.Module, stats: dict[str, tuple[Tensor, Tensor]]) -> None:
+    """Put back what :func:`split_statistics` returned (the split counts must already match)."""
+    modules = dict(module.named_modules())
+    for name, (mean, var) in stats.items():
+        bn = modules.get(name)
+        if not isinstance(bn, SplitBatchNorm3d) or bn.split_running_mean.shape != mean.shape:
+            raise ValueError(
+                f"load_split_statistics: module '{name}' is not a split BN with {mean.numel()} split "
+                "statistics; the checkpoint was taken at another stage or with another model"
+            )
+        bn.split_running_mean.copy_(mean)
+        bn.split_running_var.copy_(var)
+        bn._split_stats_dirty = True
+
+
 def set_sync_group(
     module: nn.Module, process_group: Any, group_size: int
 ) -> list[SplitBatchNorm3d]:

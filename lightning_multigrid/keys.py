@@ -10,11 +10,19 @@ Everything here is plain Python (no torch), picklable, hashable and cheap to sen
 
 from __future__ import annotations
 
+import bisect
 import numbers
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["ClipShape", "ClipKey", "unpack_key", "accepts_clip_keys", "ACCEPTS_CLIP_KEYS"]
+__all__ = [
+    "ClipShape",
+    "ClipKey",
+    "unpack_key",
+    "accepts_clip_keys",
+    "keyed_dataset",
+    "ACCEPTS_CLIP_KEYS",
+]
 
 #: Attribute a dataset sets to ``True`` to declare that ``__getitem__`` accepts :class:`ClipKey`.
 ACCEPTS_CLIP_KEYS = "accepts_clip_keys"
@@ -58,10 +66,6 @@ class ClipShape:
                 )
             object.__setattr__(self, "jitter_range", (int(jlo), int(jhi)))
 
-    def with_(self, **changes: Any) -> ClipShape:
-        """Return a copy with some fields replaced (validated again)."""
-        return replace(self, **changes)
-
 
 class ClipKey(NamedTuple):
     """What the sampler yields and the dataset receives: decode ``index`` at ``shape``."""
@@ -97,9 +101,79 @@ def _as_index(value: Any) -> int:
 
 
 def accepts_clip_keys(dataset: Any) -> bool:
-    """Whether ``dataset`` declares that its ``__getitem__`` accepts :class:`ClipKey`.
+    """Whether ``dataset`` accepts :class:`ClipKey` itself or through :func:`keyed_dataset`."""
+    return keyed_dataset(dataset) is not None
 
-    Wrappers such as ``torch.utils.data.Subset`` index their inner dataset with the key itself and
-    would break, so only the outermost dataset's declaration counts.
+
+def keyed_dataset(dataset: Any) -> Any:
+    """A view of ``dataset`` whose ``__getitem__`` accepts :class:`ClipKey`, or ``None``.
+
+    A dataset that declares ``accepts_clip_keys = True`` is returned as is. ``Subset`` (what
+    ``random_split`` returns) and ``ConcatDataset`` index their inner datasets with the key itself,
+    which breaks (``indices[ClipKey]``), so they are wrapped in views that map the key's index and
+    forward the shape, recursively, when every dataset inside is key-aware.
     """
-    return bool(getattr(dataset, ACCEPTS_CLIP_KEYS, False))
+    if bool(getattr(dataset, ACCEPTS_CLIP_KEYS, False)):
+        return dataset
+    from torch.utils.data import ConcatDataset, Subset  # keys stay importable without torch
+
+    if isinstance(dataset, Subset):
+        inner = keyed_dataset(dataset.dataset)
+        return None if inner is None else _KeyedSubset(dataset, inner)
+    if isinstance(dataset, ConcatDataset):
+        inners = [keyed_dataset(d) for d in dataset.datasets]
+        return None if any(d is None for d in inners) else _KeyedConcat(dataset, inners)
+    return None
+
+
+class _KeyedView:
+    """Common part of the key-forwarding views: length and the inner datasets' attributes."""
+
+    accepts_clip_keys = True
+
+    def __init__(self, wrapped: Any, first_inner: Any) -> None:
+        self.wrapped = wrapped
+        self._first_inner = first_inner
+
+    def __len__(self) -> int:
+        return len(self.wrapped)
+
+    def __getattr__(self, name: str) -> Any:
+        # base_shape, slowfast_alpha, ... come from the (first) inner dataset.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._first_inner, name)
+
+    @staticmethod
+    def _split(key: Any) -> tuple[int, ClipShape | None]:
+        """``(index, shape)``; the shape is ``None`` for a plain index (the inner's own default)."""
+        return unpack_key(key, None)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _join(index: int, shape: ClipShape | None) -> Any:
+        return index if shape is None else ClipKey(index, shape)
+
+
+class _KeyedSubset(_KeyedView):
+    def __init__(self, subset: Any, inner: Any) -> None:
+        super().__init__(subset, inner)
+        self.indices = subset.indices
+
+    def __getitem__(self, key: Any) -> Any:
+        index, shape = self._split(key)
+        return self._first_inner[self._join(int(self.indices[index]), shape)]
+
+
+class _KeyedConcat(_KeyedView):
+    def __init__(self, concat: Any, inners: list[Any]) -> None:
+        super().__init__(concat, inners[0])
+        self.inners = inners
+        self.cumulative_sizes = list(concat.cumulative_sizes)
+
+    def __getitem__(self, key: Any) -> Any:
+        index, shape = self._split(key)
+        if index < 0:
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        offset = index - (self.cumulative_sizes[which - 1] if which else 0)
+        return self.inners[which][self._join(offset, shape)]

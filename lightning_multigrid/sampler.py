@@ -70,13 +70,22 @@ class MultigridBatchSampler(BatchSampler):
     the last *full* batch of the slot sequence are dropped (fewer than one slot batch). The shapes
     and sizes depend only on ``(schedule, epoch)``, so all DDP ranks agree.
 
+    The epoch follows the inner sampler: Lightning calls ``set_epoch`` on
+    ``batch_sampler.sampler`` (never on the batch sampler), so when the inner sampler has an
+    ``epoch`` (``DistributedSampler``, :class:`SeededRandomSampler`) that is the epoch used.
+    A loader's length is fixed when Lightning builds it, so without :class:`MultigridCallback`
+    (which rebuilds the loader at stage changes) use ``reload_dataloaders_every_n_epochs=1``.
+
     Args:
         sampler: the per-rank index sampler (a ``DistributedSampler`` under DDP).
         batch_size: the per-device *baseline* batch (``B0 / world_size``).
         drop_last: drop the last partial batch (training default).
         schedule: the multigrid schedule; required.
-        epoch: the epoch this sampler yields for. The callback builds a sampler per long-cycle
-            stage; :meth:`set_epoch` moves it.
+        epoch: the epoch to start with (when the inner sampler has no ``epoch``).
+        seed: if given, set on the inner sampler (Lightning's injected ``DistributedSampler``
+            would otherwise shuffle with ``PL_GLOBAL_SEED`` instead of this seed).
+        start_batch: skip this many batches of the first epoch iterated (a mid-epoch resume
+            continues where the checkpoint was taken); later epochs start at batch 0.
     """
 
     def __init__(
@@ -87,6 +96,8 @@ class MultigridBatchSampler(BatchSampler):
         *,
         schedule: MultigridSchedule | None = None,
         epoch: int = 0,
+        seed: int | None = None,
+        start_batch: int = 0,
     ) -> None:
         if schedule is None:
             raise ValueError(
@@ -99,11 +110,25 @@ class MultigridBatchSampler(BatchSampler):
         # BatchSampler.__init__ validates batch_size/drop_last and stores them.
         super().__init__(sampler, batch_size, drop_last)  # type: ignore[arg-type]
         self.schedule = schedule
-        self.epoch = int(epoch)
+        self._epoch = int(epoch)
+        if hasattr(sampler, "set_epoch"):
+            # Lightning re-instantiates this class around a fresh DistributedSampler (epoch 0) and
+            # reads len() before it calls set_epoch: the inner sampler must start at our epoch.
+            sampler.set_epoch(self._epoch)  # type: ignore[union-attr]
+        self.seed = seed
+        if seed is not None and hasattr(sampler, "seed"):
+            sampler.seed = int(seed)  # type: ignore[union-attr]
+        self.start_batch = int(start_batch)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch this sampler yields for: the inner sampler's when it tracks one."""
+        inner = getattr(self.sampler, "epoch", None)
+        return int(inner) if isinstance(inner, int) else self._epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Move to ``epoch``; also forwards to the inner sampler when it has ``set_epoch``."""
-        self.epoch = int(epoch)
+        self._epoch = int(epoch)
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)  # type: ignore[union-attr]
 
@@ -120,11 +145,13 @@ class MultigridBatchSampler(BatchSampler):
 
     def __iter__(self) -> Iterator[list[ClipKey]]:
         shapes = self.clip_shapes
+        skip, self.start_batch = self.start_batch, 0
         indices = list(self.sampler)  # type: ignore[arg-type]
         position = 0
-        for slot, size in slot_sequence(len(indices), self.slot_batch_sizes, self.drop_last):
-            shape = shapes[slot]
-            yield [ClipKey(int(i), shape) for i in indices[position : position + size]]
+        for batch, (slot, size) in enumerate(slot_sequence(len(indices), self.slot_batch_sizes, self.drop_last)):
+            if batch >= skip:
+                shape = shapes[slot]
+                yield [ClipKey(int(i), shape) for i in indices[position : position + size]]
             position += size
 
     def __len__(self) -> int:

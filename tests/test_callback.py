@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -28,6 +30,14 @@ def make_callback(**kw):
     return MultigridCallback(steps=STEPS, **kw)
 
 
+# The toy recipe (T0=8, S0=64, B0=2, steps [0,2,4], 5 baseline epochs) by hand from the spec:
+# stages [0,2) (b8,T2,S45) [2,3) (b2,T4,S64) [3,5) (b8,T2,S45) [5,6) (b4,T4,S45) [6,7) (b1,T8,S64)
+# [7,8) fine-tune (b1,T8,S64); relative LR per epoch 8, 8, 2, 0.8, 0.8, 0.4, 0.1, 0.01 (the
+# fine-tuning phase [7,8) has an empty first half).
+TOY_EPOCHS = [(8, 2, 45), (8, 2, 45), (2, 4, 64), (8, 2, 45), (8, 2, 45), (4, 4, 45), (1, 8, 64), (1, 8, 64)]
+TOY_LR = [8, 8, 2, 0.8, 0.8, 0.4, 0.1, 0.01]
+
+
 def test_shapes_batches_lr_and_bn_follow_the_schedule():
     pl.seed_everything(0)
     module = ToyModule(lr=0.05, dataset_size=48, batch_size=2)
@@ -36,26 +46,23 @@ def test_shapes_batches_lr_and_bn_follow_the_schedule():
     cb = make_callback()
     t = trainer(cb)
     t.fit(module)
-    s = cb.schedule
-    assert s is not None and t.max_epochs == s.max_epochs and s.max_epochs > 5
+    assert cb.schedule.max_epochs == 8
+    assert t.max_epochs == 5  # the Trainer's setting is restored at teardown (a second fit works)
     records = module.records
-    assert {r["epoch"] for r in records} == set(range(s.max_epochs))
-    for epoch in range(s.max_epochs):
+    assert sorted({r["epoch"] for r in records}) == list(range(8))
+    for epoch, (b, t_base, s_base) in enumerate(TOY_EPOCHS):
         rows = [r for r in records if r["epoch"] == epoch]
-        shapes = epoch_clip_shapes(s, epoch)
-        sizes = s.epoch_batch_sizes(epoch)
-        stage = s.stage_at(epoch)
+        # Short cycle: crops round(64/2)=32 and round(64/sqrt2)=45, then the base crop; batch
+        # multipliers round((S/(f*64))**2) of the per-device base batch 2*b.
+        crops = [32, 45, s_base]
+        sizes = [2 * b * round((s_base / 32) ** 2), 2 * b * round((s_base / (64 / math.sqrt(2))) ** 2), 2 * b]
         for r in rows:
-            slot = r["batch_idx"] % len(shapes)
-            assert (r["T"], r["S"], r["batch"]) == (shapes[slot].num_frames, shapes[slot].crop_size, sizes[slot])
-            frac = epoch + r["batch_idx"] / len(rows)
-            assert r["lr"] == pytest.approx(0.05 * s.lr_factor(frac))
-            assert r["splits"] == max(1, stage.batch_factor * 2 // 2)
+            slot = r["batch_idx"] % 3
+            assert (r["T"], r["S"], r["batch"]) == (t_base, crops[slot], sizes[slot]), (epoch, r)
+            assert r["lr"] == pytest.approx(0.05 * TOY_LR[epoch])
+            assert r["splits"] == b  # per-device base batch 2*b / bn_base_size 2, whatever the slot
         used = [i for r in rows for i in r["indices"]]
         assert len(used) == len(set(used))  # every index at most once per epoch
-    # Several stages seen, and BN split counts really changed.
-    assert len({r["splits"] for r in records}) > 1
-    assert len({(r["T"], r["S"]) for r in records}) >= 4
     # In place: no new parameters, and plain BN again after fit.
     assert len(list(module.parameters())) == n_params
     assert {id(p) for p in module.net.bn.parameters()} == bn_params
@@ -87,50 +94,89 @@ class StopAt(pl.Callback):
 
 
 def test_split_bn_is_in_place_during_training():
-    module = ToyModule(dataset_size=32)
+    module = ToyModule(dataset_size=48)
     seen = []
 
     class Probe(pl.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            seen.append((type(pl_module.net.bn), pl_module.net.bn.num_splits, batch["video"].shape[0]))
+            seen.append((trainer.current_epoch, type(pl_module.net.bn), pl_module.net.bn.num_splits))
 
     t = trainer(make_callback())
     t.callbacks.append(Probe())
     t.fit(module)
-    assert all(cls is SplitBatchNorm3d for cls, _, _ in seen)
-    # Split count = per-device base batch / bn_base_size, whatever the short-cycle slot's size.
-    assert {k for _, k, _ in seen} >= {1, 2}
+    assert all(cls is SplitBatchNorm3d for _, cls, _ in seen)
+    # Split count = per-device base batch 2*b / bn_base_size 2 = b of the epoch's stage (by hand).
+    assert {(e, k) for e, _, k in seen} == {(e, b) for e, (b, _, _) in enumerate(TOY_EPOCHS)}
 
 
-def test_eval_epochs_follow_schedule():
-    module = ToyModule(dataset_size=48)
-    evaluated = []
+# Baseline [0,4,8] x 12 epochs (T0=8, S0=64): stages [0,3) [3,5) [5,7) | [7,11) [11,13) [13,14)
+# [14,15) | fine-tune [15,18); the (1,8,64) stage of LR stage 0 rounds to 0 epochs. Eval epochs by
+# the reference rule (period = len//3 + 1 per stage): 0,2 | 3,4 | 5,6 | 8,10 | 11,12 | 13 | 14 | 15,17.
+LONG_STEPS = [0, 4, 8]
+LONG_EVALS = [0, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 17]
+
+
+def _validated_epochs(cb, **trainer_kw):
+    evaluated, bn_updates = [], []
 
     class Probe(pl.Callback):
         def on_validation_end(self, trainer, pl_module):
             evaluated.append(trainer.current_epoch)
 
-    cb = make_callback()
-    t = trainer(cb)
+    module = ToyModule(dataset_size=32)
+    t = trainer(cb, max_epochs=12, **trainer_kw)
     t.callbacks.append(Probe())
-    t.fit(module)
-    assert evaluated == cb.schedule.eval_epochs()
+    import lightning_multigrid.callback as callback_module
+
+    original = callback_module.bn.update_bn_stats
+
+    def counting(model, *args, **kwargs):
+        bn_updates.append(t.current_epoch)
+        return original(model, *args, **kwargs)
+
+    callback_module.bn.update_bn_stats = counting
+    try:
+        t.fit(module)
+    finally:
+        callback_module.bn.update_bn_stats = original
+    return evaluated, bn_updates
+
+
+def test_eval_epochs_follow_schedule():
+    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1)
+    evaluated, bn_updates = _validated_epochs(cb)
+    assert evaluated == LONG_EVALS
+    assert bn_updates == LONG_EVALS  # precise BN only where a validation follows
+
+
+def test_check_val_every_n_epoch_thins_the_schedule_and_keeps_the_final_epoch():
+    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1)
+    evaluated, bn_updates = _validated_epochs(cb, check_val_every_n_epoch=2)
+    # Every 2nd eval epoch, plus the final epoch (17) which is always validated.
+    assert evaluated == bn_updates == [2, 4, 6, 10, 12, 14, 17]
 
 
 def test_cosine_policy_scales_with_batch_factor():
     module = ToyModule(lr=0.1, dataset_size=48)
     cb = make_callback(lr_policy="cosine")
     trainer(cb).fit(module)
-    first = module.records[0]
-    assert first["lr"] == pytest.approx(0.1 * cb.schedule.stage_at(0).batch_factor)
+    counts = {e: sum(1 for r in module.records if r["epoch"] == e) for e in range(8)}
+    for r in module.records:
+        # Every batch: base LR x stage batch factor x half-cosine over the 8 multigrid epochs.
+        progress = (r["epoch"] + r["batch_idx"] / counts[r["epoch"]]) / 8
+        b = TOY_EPOCHS[r["epoch"]][0]
+        assert r["lr"] == pytest.approx(0.1 * b * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def test_long_cycle_only_and_short_cycle_only_run():
-    for kw in ({"short_cycle": False}, {"long_cycle": False}):
+    for kw, epochs in (({"short_cycle": False}, 8), ({"long_cycle": False}, 7)):
         module = ToyModule(dataset_size=48)
         cb = make_callback(**kw)
         trainer(cb).fit(module)
-        assert module.records and cb.schedule.max_epochs == max(r["epoch"] for r in module.records) + 1
+        # Short cycle only: int(5 * 1.5) = 7 epochs of the base shape and batch.
+        assert cb.schedule.max_epochs == epochs == max(r["epoch"] for r in module.records) + 1
+        if not kw.get("long_cycle", True):
+            assert {(r["T"], r["splits"]) for r in module.records} == {(8, 1)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -101,7 +101,9 @@ class VideoDataModule(pl.LightningDataModule):
         synthetic_seed: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # An unset num_classes stays out of the hparams: Lightning refuses to log a module and a
+        # datamodule whose shared keys differ (VideoClassifier(num_classes=4) vs None here).
+        self.save_hyperparameters(ignore=["num_classes"] if num_classes is None else None)
         if format not in ("csv", "folder", "ssv2", "charades"):
             raise ValueError(f"format must be one of csv, folder, ssv2, charades; got {format!r}")
         if synthetic and format != "csv":

@@ -1,0 +1,115 @@
+"""Building the loaders multigrid needs from the user's train loader.
+
+* :func:`train_loader`: the user's loader rebuilt around a
+  :class:`~lightning_multigrid.sampler.MultigridBatchSampler` for one epoch (same workers, collate,
+  pinning...), with this package's own distributed split so ``use_distributed_sampler=False`` works.
+* :func:`precise_bn_loader`: batches at the epoch's base shape, no short cycle, for precise BN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from lightning_multigrid.keys import ClipKey, keyed_dataset
+from lightning_multigrid.sampler import MultigridBatchSampler, SeededRandomSampler, epoch_clip_shapes
+from lightning_multigrid.schedule import MultigridSchedule
+
+__all__ = ["check_train_loader", "train_loader", "precise_bn_loader"]
+
+# DataLoader attributes carried over when the train loader is rebuilt around the batch sampler.
+_LOADER_ATTRIBUTES = (
+    "num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn", "multiprocessing_context",
+    "generator", "persistent_workers", "pin_memory_device", "in_order",
+)
+
+
+def check_train_loader(loader: Any) -> tuple[Any, int]:
+    """The key-aware view of the loader's dataset and its per-device batch size, or a clear error."""
+    if not isinstance(loader, DataLoader):
+        raise TypeError(
+            "MultigridCallback needs a single torch DataLoader as the train loader, got "
+            f"{type(loader).__name__}; combined or iterable loaders cannot take a batch sampler"
+        )
+    dataset = loader.dataset
+    if isinstance(dataset, torch.utils.data.IterableDataset) or not hasattr(dataset, "__len__"):
+        raise TypeError(
+            f"MultigridCallback needs a map-style train dataset; {type(dataset).__name__} is iterable "
+            "(pytorchvideo's video datasets are: use lightning_multigrid.data datasets instead)"
+        )
+    keyed = keyed_dataset(dataset)
+    if keyed is None:
+        raise TypeError(
+            f"train dataset {type(dataset).__name__} does not accept (index, shape) keys: set "
+            "`accepts_clip_keys = True` on it and decode `ClipKey.shape` in __getitem__ "
+            "(see lightning_multigrid.keys.unpack_key); Subset and ConcatDataset of such datasets work"
+        )
+    batch_size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None)
+    if not batch_size:
+        raise ValueError("MultigridCallback: cannot tell the train loader's batch size")
+    return keyed, int(batch_size)
+
+
+def _loader_kwargs(loader: DataLoader) -> dict[str, Any]:
+    kwargs = {name: getattr(loader, name) for name in _LOADER_ATTRIBUTES if hasattr(loader, name)}
+    if loader.num_workers > 0:
+        kwargs["prefetch_factor"] = loader.prefetch_factor
+    else:
+        kwargs.pop("persistent_workers", None)
+    return kwargs
+
+
+def train_loader(
+    loader: DataLoader,
+    dataset: Any,
+    schedule: MultigridSchedule,
+    batch_size: int,
+    epoch: int,
+    seed: int,
+    world_size: int = 1,
+    rank: int = 0,
+    start_batch: int = 0,
+) -> DataLoader:
+    """``loader`` rebuilt around a batch sampler for ``epoch`` (``dataset`` is its key-aware view).
+
+    The last partial batch is always dropped: it would be the only batch whose size the BN splits
+    do not divide, and DDP ranks must agree on batch counts anyway.
+    """
+    if world_size > 1:
+        inner: Any = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    else:
+        inner = SeededRandomSampler(dataset, seed=seed)
+    inner.set_epoch(epoch)
+    batch_sampler = MultigridBatchSampler(
+        inner, batch_size=batch_size, drop_last=True, schedule=schedule, epoch=epoch, seed=seed,
+        start_batch=start_batch,
+    )
+    return DataLoader(dataset, batch_sampler=batch_sampler, **_loader_kwargs(loader))
+
+
+def precise_bn_loader(
+    template: DataLoader,
+    dataset: Any,
+    schedule: MultigridSchedule,
+    epoch: int,
+    num_batches: int,
+    seed: int,
+    world_size: int = 1,
+    rank: int = 0,
+) -> DataLoader | None:
+    """Up to ``num_batches`` batches at ``epoch``'s base shape (no short cycle); ``None`` if the
+    dataset is smaller than one batch. The order is a pure function of ``(seed, epoch, rank)``."""
+    base_shape = epoch_clip_shapes(schedule, epoch)[-1]
+    batch_size = schedule.per_device_batch_size(epoch, world_size)
+    n = len(dataset)
+    count = min(num_batches, n // batch_size)
+    if count == 0:
+        return None
+    generator = torch.Generator().manual_seed(seed + 7919 * epoch + rank)
+    order = torch.randperm(n, generator=generator).tolist()
+    batches = [[ClipKey(i, base_shape) for i in order[b * batch_size : (b + 1) * batch_size]] for b in range(count)]
+    kwargs = _loader_kwargs(template)
+    kwargs.pop("persistent_workers", None)  # a one-off loader
+    return DataLoader(dataset, batch_sampler=batches, **kwargs)
