@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from lightning_multigrid.data import (
     build_dataset,
     get_decoder,
 )
+from lightning_multigrid.data.failures import SKIPPED_VIDEOS_FILE, report_skipped_videos
 from lightning_multigrid.keys import ClipKey, ClipShape, accepts_clip_keys
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -286,20 +288,74 @@ def test_bad_files_are_replaced_at_the_same_shape(
     assert len(warnings) == 4
     for name in ("empty", "truncated", "truncated_data", "text"):
         assert sum(str(broken_videos[name]) in message for message in warnings) == 1
-    assert dataset.failures == 8 and dataset.attempts == 16
+    assert sorted(dataset.skipped_videos.entries()) == sorted(records[i].path for i in bad_positions)
 
 
-def test_failure_rate_threshold_raises(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
-    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
-    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.1, min_attempts=20)
+def test_failure_rate_counts_distinct_videos_over_all_workers(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)  # 16 good + 4 bad videos
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.1, min_failures=3)
     shape = ClipShape(2, 21, (1, 1), (24, 24))
-    for i in range(len(records)):
-        if i not in bad_positions:
-            dataset[ClipKey(i, shape)]  # 16 successful loads
-    dataset[ClipKey(bad_positions[0], shape)]  # 1 failure in 18 attempts: below min_attempts
-    dataset[ClipKey(bad_positions[1], shape)]  # 2 in 20 = 10%: not above the limit
-    with pytest.raises(RuntimeError, match=r"3 of 21 video loads in this process failed.*max_failure_rate=0.1"):
-        dataset[ClipKey(bad_positions[2], shape)]
+    for _ in range(5):  # one bad video read again and again (a multi-view test, many epochs) counts once
+        dataset[ClipKey(bad_positions[0], shape)]
+    # Loader workers are copies of the dataset (pickled, re-made every epoch); they share the count.
+    worker = pickle.loads(pickle.dumps(dataset))
+    worker[ClipKey(bad_positions[1], shape)]  # 2 of 20 videos: below min_failures=3 (and 10% is not > 10%)
+    other_worker = pickle.loads(pickle.dumps(dataset))
+    with pytest.raises(RuntimeError, match=r"3 of 20 videos could not be decoded \(15% > max_failure_rate=0.1\)"):
+        other_worker[ClipKey(bad_positions[2], shape)]
+    assert len(dataset.skipped_videos) == 3
+
+
+def test_half_bad_list_stops_with_two_workers(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    records = [r for i, r in enumerate(records) if i in bad_positions or i % 4 == 0][:8]  # 4 good, 4 bad
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.1, max_retries=0)
+    with pytest.raises(RuntimeError, match=r"3 of 8 videos could not be decoded"):
+        for _epoch in range(3):
+            workers = [pickle.loads(pickle.dumps(dataset)) for _ in range(2)]
+            for i in range(len(records)):  # each worker loads every other item
+                try:
+                    workers[i % 2][i]
+                except RuntimeError as exc:
+                    if "all failed to load" not in str(exc):
+                        raise
+
+
+def test_skipped_videos_are_logged_once_per_run_and_saved(
+    synthetic_root: Path, broken_videos: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    run_dir = tmp_path / "run"
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.5, skipped_dir=run_dir / "skipped", source="list")
+    with caplog.at_level(logging.WARNING):
+        for _epoch in range(3):  # non-persistent workers: a fresh copy every epoch
+            worker = pickle.loads(pickle.dumps(dataset))
+            worker[bad_positions[0]]
+    assert sum("unreadable video" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        report = report_skipped_videos([dataset], run_dir / "checkpoints", stage="epoch 2")
+    assert report == run_dir / "checkpoints" / SKIPPED_VIDEOS_FILE
+    assert json.loads(report.read_text()) == {"list": dataset.skipped_videos.entries()}
+    assert list(dataset.skipped_videos.entries()) == [records[bad_positions[0]].path]
+    assert "[epoch 2] list: 1 unreadable video(s) skipped so far" in caplog.text
+
+
+def test_multi_view_test_never_drops_or_duplicates_a_video(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    records = records[:-4] + [records[bad_positions[0]]]  # bad files in the middle and last
+    dataset = VideoClipDataset(
+        records, BASE, "test", test_num_clips=2, test_num_crops=3, max_failure_rate=0.3, slowfast_alpha=4
+    )
+    bad = {i for i, r in enumerate(records) if "broken" in r.path}
+    items = [dataset[i] for i in range(len(dataset))]
+    assert [item["video_index"] for item in items] == [v for v in range(len(records)) for _ in range(6)]
+    assert [item["view_index"] for item in items] == list(range(6)) * len(records)
+    assert {item["video_index"] for item in items if item["failed"]} == bad
+    for item in items:
+        assert [p.shape for p in item["video"]] == [(3, 2, 42, 42), (3, 8, 42, 42)]
+        assert item["label"].item() == records[item["video_index"]].label
+    assert len(dataset.skipped_videos) == len({records[i].path for i in bad})
 
 
 def test_all_attempts_failing_raises_clearly(broken_videos: dict[str, Path]) -> None:
