@@ -179,6 +179,34 @@ def test_csv_parsing_variants(synthetic_root: Path, tmp_path: Path) -> None:
         CsvVideoDataset(tmp_path, "nope.csv", BASE)
 
 
+def test_csv_label_is_the_last_field_and_paths_may_hold_commas(synthetic_root: Path, tmp_path: Path) -> None:
+    source = next((synthetic_root / "videos").rglob("*.mp4"))
+    (tmp_path / "videos").mkdir()
+    names = ["ride, fast.mp4", "two words.mp4", 'a "quoted", name.mp4', "plain.mp4"]
+    for name in names:
+        (tmp_path / "videos" / name).write_bytes(source.read_bytes())
+    lines = [
+        "videos/ride, fast.mp4 0",  # line 1: a comma in the path, not a header
+        "videos/two words.mp4\t1",
+        '"videos/a ""quoted"", name.mp4",2',
+        "videos/plain.mp4 , 3",
+    ]
+    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")
+    dataset = CsvVideoDataset(tmp_path, "list.csv", BASE, "val")
+    assert [(Path(r.path).name, r.label) for r in dataset.records] == list(zip(names, [0, 1, 2, 3]))
+    (tmp_path / "header.csv").write_text("file name, class id\n" + "\n".join(lines) + "\n")
+    assert len(CsvVideoDataset(tmp_path, "header.csv", BASE).records) == 4
+    (tmp_path / "late.csv").write_text(lines[0] + "\nvideos/plain.mp4, three\n")
+    with pytest.raises(ValueError, match=r"late.csv:2: label 'three' is not an integer \(the label is the last"):
+        CsvVideoDataset(tmp_path, "late.csv", BASE)
+    (tmp_path / "nolabel.csv").write_text(lines[0] + "\n\n# note\nvideos/plain.mp4\n")
+    with pytest.raises(ValueError, match=r"nolabel.csv:4: expected 'path label'"):
+        CsvVideoDataset(tmp_path, "nolabel.csv", BASE)
+    (tmp_path / "quote.csv").write_text('"videos/plain.mp4 3\n')
+    with pytest.raises(ValueError, match=r"quote.csv:1: unterminated quoted path"):
+        CsvVideoDataset(tmp_path, "quote.csv", BASE)
+
+
 def test_folder_format(synthetic_root: Path) -> None:
     dataset = FolderVideoDataset(synthetic_root, "videos", BASE, "train")
     assert dataset.classes == sorted(["move_left", "move_right", "grow", "shrink"])

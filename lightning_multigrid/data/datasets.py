@@ -357,12 +357,50 @@ def _drop_missing(records: list[VideoRecord], source: str) -> list[VideoRecord]:
     return kept
 
 
-class CsvVideoDataset(VideoClipDataset):
-    """Kinetics-style list: ``relative/path.mp4 label`` or ``relative/path.mp4,label`` per line.
+#: ``path<sep>label`` where the label is the last field and the separator is whitespace and/or one comma.
+_LAST_FIELD = re.compile(r"^(?P<path>.*?)\s*(?:,|\s)\s*(?P<label>[^\s,]+)$")
 
-    A first line whose label is not an integer is taken as a header; blank lines and lines
-    starting with ``#`` are skipped. A ``classes.txt`` beside ``split_file`` or in ``root`` (one
-    name per line) gives the class names and count.
+
+def parse_list_line(line: str, where: str) -> tuple[str, str]:
+    """Split one list line into ``(path, label)`` by :class:`CsvVideoDataset`'s rule.
+
+    Raises:
+        ValueError: naming ``where`` (``file:line``) when the line has no path or no label.
+    """
+    if line.startswith('"'):
+        # A quoted path; "" inside it is a literal quote, as in CSV.
+        end, path = 1, []
+        while True:
+            close = line.find('"', end)
+            if close < 0:
+                raise ValueError(f"{where}: unterminated quoted path in {line!r}")
+            path.append(line[end:close])
+            if line[close + 1 : close + 2] != '"':
+                break
+            path.append('"')
+            end = close + 2
+        rest = line[close + 1 :].strip()
+        label = rest[1:].strip() if rest.startswith(",") else rest
+        if not label or re.search(r"[\s,]", label):
+            raise ValueError(f"{where}: expected '\"path\" label' (one label after the quoted path), got {line!r}")
+        return "".join(path), label
+    match = _LAST_FIELD.match(line)
+    if match is None or not match["path"].strip():
+        raise ValueError(f"{where}: expected 'path label' (the label is the last field), got {line!r}")
+    return match["path"].strip(), match["label"]
+
+
+class CsvVideoDataset(VideoClipDataset):
+    """Kinetics-style list: one ``path label`` per line.
+
+    The rule: **the label is the last field** (separated by whitespace, a comma, or both) and must
+    be an integer; **the path is everything before it**, so paths may hold spaces and commas
+    (``videos/ride, fast.mp4 0`` is the path ``videos/ride, fast.mp4`` with label 0). A path may be
+    quoted as in CSV (``"videos/a ""b"".mp4",3``; ``""`` is a quote). Blank lines and lines
+    starting with ``#`` are skipped. The first other line is a header, and skipped, only when its
+    last field is not an integer; anywhere else that is an error naming the line. A
+    ``classes.txt`` beside ``split_file`` or in ``root`` (one name per line) gives the class names
+    and count.
 
     Args:
         root: directory the video paths are relative to.
@@ -402,22 +440,26 @@ class CsvVideoDataset(VideoClipDataset):
         if not split_path.is_file():
             raise FileNotFoundError(f"split file {split_path} does not exist")
         records: list[VideoRecord] = []
+        first = True
         for lineno, raw in enumerate(split_path.read_text().splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            parts = line.rsplit(",", 1) if "," in line else line.rsplit(None, 1)
-            if len(parts) != 2:
-                raise ValueError(f"{split_path}:{lineno}: expected 'path label', got {line!r}")
-            path, label = parts[0].strip(), parts[1].strip()
+            where = f"{split_path}:{lineno}"
+            path, label = parse_list_line(line, where)
             try:
                 label_id = int(label)
             except ValueError:
-                if not records and lineno == 1:
-                    continue  # header
-                raise ValueError(f"{split_path}:{lineno}: label {label!r} is not an integer") from None
+                if first:
+                    first = False
+                    continue  # a header such as "path,label"
+                raise ValueError(
+                    f"{where}: label {label!r} is not an integer (the label is the last whitespace- or "
+                    f"comma-separated field; quote a path that ends in such a field), line {line!r}"
+                ) from None
+            first = False
             if label_id < 0:
-                raise ValueError(f"{split_path}:{lineno}: label {label_id} is negative")
+                raise ValueError(f"{where}: label {label_id} is negative")
             records.append(VideoRecord(str(_resolve(root, path)), label_id))
         if not records:
             raise ValueError(f"{split_path}: no videos listed")
