@@ -16,6 +16,7 @@ from pytorchvideo.models.hub.x3d import checkpoint_paths as x3d_urls
 
 from lightning_multigrid.models import (
     CheckpointLoadResult,
+    VideoClassifier,
     build_model,
     get_spec,
     load_checkpoint,
@@ -238,8 +239,13 @@ def test_checkpoint_that_runs_code_is_refused_unless_the_user_opts_in(tmp_path: 
         load_checkpoint(build_model("csn_tiny", 3), path)
     with pytest.raises(UnsafeCheckpointError, match=refusal):
         read_checkpoint(path)
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
+        VideoClassifier("csn_tiny", 3, checkpoint_path=str(path))
     assert not marker.exists()  # the default path never unpickled the object
 
     loaded = build_model("csn_tiny", 3, checkpoint_path=path, allow_pickle=True)
     assert marker.exists()  # the opt-in really unpickles (this is what the refusal protects from)
     assert_same_weights(source, loaded)
+    marker.unlink()
+    assert_same_weights(source, VideoClassifier("csn_tiny", 3, checkpoint_path=str(path), allow_pickle=True).model)
+    assert marker.exists()

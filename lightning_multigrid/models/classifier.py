@@ -75,6 +75,8 @@ class VideoClassifier(pl.LightningModule):
         multi_label: sigmoid/BCE with mAP instead of softmax/cross-entropy with top-k accuracy.
         pretrained: start from the model's pytorchvideo checkpoint in ``$TORCH_HOME/hub/checkpoints``.
         checkpoint_path: start from this local checkpoint instead.
+        allow_pickle: let ``checkpoint_path`` hold pickled Python objects, which runs code from the
+            file (off: such a file is refused with a message; only for files you trust).
         dropout: dropout before the classifier (``None``: the recipe's).
         model_kwargs: further builder arguments for a zoo model (e.g. ``{"stem_dim_out": 16}``).
         optimizer: called with the parameter groups; default :class:`DefaultSGD`.
@@ -97,6 +99,7 @@ class VideoClassifier(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         label_smoothing: float = 0.0,
         zero_decay_norm_bias: bool = True,
+        allow_pickle: bool = False,
     ) -> None:
         super().__init__()
         # The optimizer and scheduler callables stay out of the hyper-parameters: a checkpoint
@@ -114,6 +117,7 @@ class VideoClassifier(pl.LightningModule):
                 pretrained=pretrained,
                 checkpoint_path=checkpoint_path,
                 dropout=dropout,
+                allow_pickle=allow_pickle,
                 **(model_kwargs or {}),
             )
         elif isinstance(model, nn.Module):
