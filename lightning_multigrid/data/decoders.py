@@ -31,18 +31,25 @@ Decoders hold no open files or native handles, so they pickle to loader workers 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from .decode_errors import DecoderUnavailableError, VideoDecodeError
 from .decode_errors import reason as _reason
-from .frame_index import FrameIndex, build_frame_index, read_frames, rotate_to_display
+from .decoder_base import (
+    VideoDecoder,
+    VideoInfo,
+    check_indices,
+    indexed_info,
+    log_fallback,
+    probe_video,
+    resize_tensor,
+    resized_size,
+    timestamps_agree,
+)
+from .frame_index import FrameIndex, import_av, read_frames, rotate_to_display
 
 __all__ = [
     "DEFAULT_DECODER",
@@ -62,129 +69,6 @@ __all__ = [
 
 DEFAULT_DECODER = "decord"
 
-logger = logging.getLogger(__name__)
-#: Seconds by which a backend's frame timestamp may differ from the index's (container rounding).
-_TIMESTAMP_TOLERANCE = 1e-3
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What :meth:`VideoDecoder.probe` reports about a video file.
-
-    ``width`` and ``height`` are the display size (after rotation metadata); ``index`` is the
-    :class:`~.frame_index.FrameIndex` the numbers come from (``None`` when built by hand).
-    """
-
-    num_frames: int
-    width: int
-    height: int
-    fps: float
-    index: FrameIndex | None = field(default=None, compare=False, repr=False)
-
-
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Frame count (FFmpeg's decoded frames), display size and frame rate of ``path``.
-
-    Raises:
-        VideoDecodeError: not a video, no video stream, no decodable frame (names file and reason).
-    """
-    index = build_frame_index(path)
-    return VideoInfo(index.num_frames, index.width, index.height, index.fps, index=index)
-
-
-def _indexed(path: str, info: VideoInfo | None) -> VideoInfo:
-    return info if info is not None and info.index is not None else probe_video(path)
-
-
-def _timestamps_agree(path: str, index: FrameIndex, count: int, timestamps: Callable[[], Sequence[float]]) -> bool:
-    """Whether a backend numbers ``path``'s frames as the index does (count and timestamps)."""
-    expected = index.timestamps
-    if expected is None or index.rotation or count != index.num_frames:
-        return False
-    try:
-        got = [float(t) for t in timestamps()]
-    except Exception:  # noqa: BLE001 - a backend that cannot say is not trusted
-        return False
-    if len(got) != len(expected):
-        return False
-    return all(abs((g - got[0]) - e) <= _TIMESTAMP_TOLERANCE for g, e in zip(got, expected))
-
-
-def _log_fallback(backend: str, path: str, index: FrameIndex) -> None:
-    why = (
-        "rotated" if index.rotation else "truncated" if index.truncated
-        else "frames without usable timestamps" if index.pts is None else "frame count or timestamps disagree"
-    )
-    logger.debug("%s: decoding with PyAV instead of %s (%s)", path, backend, why)
-
-
-@runtime_checkable
-class VideoDecoder(Protocol):
-    """The interface every backend implements."""
-
-    name: str
-
-    def probe(self, path: str | os.PathLike) -> VideoInfo:
-        """Frame count, size and frame rate of ``path``; raises :class:`VideoDecodeError`."""
-        ...
-
-    def decode(
-        self,
-        path: str | os.PathLike,
-        frame_indices: Sequence[int],
-        short_side: int | None = None,
-        info: VideoInfo | None = None,
-    ) -> torch.Tensor:
-        """Decode ``frame_indices`` (any order, repeats allowed) as ``uint8`` ``(T, C, H, W)``.
-
-        Args:
-            path: the video file.
-            frame_indices: 0-based frame numbers in ``[0, num_frames)``.
-            short_side: rescale so the shorter side is this many pixels (see :func:`resized_size`);
-                ``None`` keeps the source size.
-            info: the file's :class:`VideoInfo` if the caller already has it (saves a probe).
-        """
-        ...
-
-
-def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """The ``(width, height)`` every backend produces for a requested ``short_side``.
-
-    The short side is ``short_side`` rounded up to an even number and the long side keeps the
-    aspect ratio, rounded to the nearest even number: decode-time scalers of h264 streams need
-    even sizes, and using the same rule in every backend keeps their outputs identical in shape.
-    The short side never ends below ``short_side``, so a crop of that size always fits.
-    """
-    if short_side < 1:
-        raise ValueError(f"short_side must be positive, got {short_side}")
-    short = short_side + (short_side % 2)
-    if width <= height:
-        long = max(2, 2 * round(height * short / width / 2))
-        return short, max(long, short)
-    long = max(2, 2 * round(width * short / height / 2))
-    return max(long, short), short
-
-
-def _check_indices(path: str, frame_indices: Sequence[int], num_frames: int | None) -> list[int]:
-    indices = [int(i) for i in frame_indices]
-    if not indices:
-        raise ValueError(f"{path}: no frame indices requested")
-    if min(indices) < 0 or (num_frames is not None and max(indices) >= num_frames):
-        raise VideoDecodeError(
-            f"{path}: frame indices {min(indices)}..{max(indices)} outside [0, {num_frames})"
-        )
-    return indices
-
-
-def _resize_tensor(video: torch.Tensor, short_side: int | None) -> torch.Tensor:
-    """Post-decode rescale for backends that cannot resize while decoding."""
-    if short_side is None:
-        return video
-    height, width = video.shape[-2:]
-    new_w, new_h = resized_size(width, height, short_side)
-    if (new_w, new_h) == (width, height):
-        return video
-    return TF.resize(video, [new_h, new_w], antialias=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,11 +104,11 @@ class DecordDecoder:
         info: VideoInfo | None = None,
     ) -> torch.Tensor:
         path = os.fspath(path)
-        info = _indexed(path, info)
+        info = indexed_info(path, info)
         index: FrameIndex = info.index  # type: ignore[assignment]
-        indices = _check_indices(path, frame_indices, info.num_frames)
+        indices = check_indices(path, frame_indices, info.num_frames)
         if index.pts is None or index.rotation:
-            _log_fallback(self.name, path, index)
+            log_fallback(self.name, path, index)
             return self._fallback.decode(path, indices, short_side, info)
         size: tuple[int, int] | None = None
         # Decode-time scaling only pays off when it shrinks the frame.
@@ -244,9 +128,9 @@ class DecordDecoder:
                 self._bad_widths.add(size[0])
         if not scaled:
             video = self._read(path, indices, None, index)
-            video = None if video is None else _resize_tensor(video, short_side)
+            video = None if video is None else resize_tensor(video, short_side)
         if video is None:
-            _log_fallback(self.name, path, index)
+            log_fallback(self.name, path, index)
             return self._fallback.decode(path, indices, short_side, info)
         return video.contiguous()
 
@@ -259,7 +143,7 @@ class DecordDecoder:
         try:
             reader = decord.VideoReader(path, width=width, height=height, num_threads=self.num_threads)
             count = len(reader)
-            if not _timestamps_agree(path, index, count, lambda: reader.get_frame_timestamp(list(range(count)))[:, 0]):
+            if not timestamps_agree(path, index, count, lambda: reader.get_frame_timestamp(list(range(count)))[:, 0]):
                 return None
             # The bridge is process-global state that other libraries change (pytorchvideo sets
             # it to torch on import); set it for this call only and get a tensor without a copy.
@@ -317,14 +201,14 @@ class TorchCodecDecoder:
         info: VideoInfo | None = None,
     ) -> torch.Tensor:
         path = os.fspath(path)
-        info = _indexed(path, info)
+        info = indexed_info(path, info)
         index: FrameIndex = info.index  # type: ignore[assignment]
-        indices = _check_indices(path, frame_indices, info.num_frames)
+        indices = check_indices(path, frame_indices, info.num_frames)
         video = None if index.pts is None or index.rotation else self._read(path, indices, index)
         if video is None:
-            _log_fallback(self.name, path, index)
+            log_fallback(self.name, path, index)
             return self._fallback.decode(path, indices, short_side, info)
-        return _resize_tensor(video, short_side).contiguous()
+        return resize_tensor(video, short_side).contiguous()
 
     def _read(self, path: str, indices: list[int], index: FrameIndex) -> torch.Tensor | None:
         decoders = _import_torchcodec()
@@ -334,7 +218,7 @@ class TorchCodecDecoder:
             )
             count = int(decoder.metadata.num_frames or 0)
             starts = lambda: decoder.get_frames_at(indices=list(range(count))).pts_seconds.tolist()  # noqa: E731
-            if count != index.num_frames or not _timestamps_agree(path, index, count, starts):
+            if count != index.num_frames or not timestamps_agree(path, index, count, starts):
                 return None
             return decoder.get_frames_at(indices=indices).data
         except Exception as exc:
@@ -378,7 +262,7 @@ class PyAVDecoder:
     def __init__(self, num_threads: int = 1, decode_time_resize: bool = True) -> None:
         self.num_threads = int(num_threads)
         self.decode_time_resize = decode_time_resize
-        _import_av()
+        import_av()
 
     def probe(self, path: str | os.PathLike) -> VideoInfo:
         return probe_video(path)
@@ -391,9 +275,9 @@ class PyAVDecoder:
         info: VideoInfo | None = None,
     ) -> torch.Tensor:
         path = os.fspath(path)
-        info = _indexed(path, info)
+        info = indexed_info(path, info)
         index: FrameIndex = info.index  # type: ignore[assignment]
-        indices = _check_indices(path, frame_indices, info.num_frames)
+        indices = check_indices(path, frame_indices, info.num_frames)
         wanted = set(indices)
         shrink = self.decode_time_resize and short_side is not None and short_side < min(info.width, info.height)
         convert = _frame_converter(index, short_side if shrink else None)
@@ -411,7 +295,7 @@ class PyAVDecoder:
             )
         video = torch.stack([found[i] for i in indices]).permute(0, 3, 1, 2)
         if short_side is not None and not shrink:
-            video = _resize_tensor(video, short_side)  # swscale was not asked to
+            video = resize_tensor(video, short_side)  # swscale was not asked to
         return video.contiguous()
 
 
@@ -435,14 +319,6 @@ def _frame_converter(index: FrameIndex, short_side: int | None) -> Callable:
         return rotate_to_display(torch.from_numpy(rgb.to_ndarray()), index.rotation)
 
     return convert
-
-
-def _import_av():  # noqa: ANN202 - returns a module
-    try:
-        import av
-    except ImportError as exc:  # pragma: no cover - av is a hard dependency
-        raise DecoderUnavailableError("decoder 'pyav' is not installed: pip install av") from exc
-    return av
 
 
 # --------------------------------------------------------------------------------------------

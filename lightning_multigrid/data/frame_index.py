@@ -35,7 +35,7 @@ import torch
 
 from .decode_errors import DecoderUnavailableError, VideoDecodeError, reason
 
-__all__ = ["FrameIndex", "build_frame_index", "open_video", "read_frames", "rotate_to_display"]
+__all__ = ["FrameIndex", "build_frame_index", "import_av", "open_video", "read_frames", "rotate_to_display"]
 
 #: Formats whose packet timestamps are decode-order counters, not presentation times.
 _NO_PRESENTATION_TIMESTAMPS = ("avi",)
@@ -79,17 +79,17 @@ class FrameIndex:
         return [(p - self.pts[0]) * self.time_base for p in self.pts]
 
 
-def _import_av():  # noqa: ANN202 - returns a module
+def import_av():  # noqa: ANN202 - returns a module
     try:
         import av
     except ImportError as exc:  # pragma: no cover - av is a hard dependency
-        raise DecoderUnavailableError("PyAV is not installed: pip install av") from exc
+        raise DecoderUnavailableError("decoder 'pyav' is not installed: pip install av") from exc
     return av
 
 
 def open_video(path: str):  # noqa: ANN201 - (container, stream)
     """Open ``path`` with PyAV; raise :class:`~.decoders.VideoDecodeError` naming the reason."""
-    av = _import_av()
+    av = import_av()
     try:
         container = av.open(path)
     except Exception as exc:
