@@ -40,3 +40,23 @@ def test_multi_view_test_reports_undecodable_videos_and_evaluates_the_rest_once(
     assert labels.tolist() == [records[i].label for i in ids.tolist()]
     assert float(trainer.callback_metrics["test/failed_videos"]) == 2.0
     assert sorted(dataset.skipped_videos.entries()) == sorted([str(broken_videos["text"]), str(broken_videos["empty"])])
+
+
+@pytest.mark.slow
+def test_loader_workers_share_one_record_of_unreadable_videos(
+    synthetic_root: Path, broken_videos: dict[str, Path], tmp_path: Path
+) -> None:
+    good = [VideoRecord(str(p), 0) for p in sorted((synthetic_root / "videos").rglob("*.mp4"))][:4]
+    bad = [VideoRecord(str(broken_videos[name]), 0) for name in ("text", "empty")]
+    records = [bad[0], *good[:2], bad[1], *good[2:]]
+    dataset = VideoClipDataset(
+        records, ClipShape(4, 32, (2, 2), (32, 32)), "test", test_num_clips=2, max_failure_rate=0.4,
+        skipped_dir=tmp_path / "skipped",
+    )
+    for _epoch in range(2):  # fresh (non-persistent) workers each epoch
+        batches = list(DataLoader(dataset, batch_size=3, num_workers=2))
+        failed = torch.cat([b["video_index"][b["failed"]] for b in batches]).tolist()
+        assert sorted(failed) == [0, 0, 3, 3]
+        assert torch.cat([b["video_index"] for b in batches]).tolist() == [v for v in range(6) for _ in range(2)]
+    # Both workers wrote to the parent's record: two distinct videos, however often they were read.
+    assert sorted(dataset.skipped_videos.entries()) == sorted(r.path for r in bad)

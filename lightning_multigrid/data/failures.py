@@ -47,7 +47,7 @@ class SkippedVideos:
     def __init__(self, directory: str | os.PathLike | None = None) -> None:
         if directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="lightning-multigrid-skipped-"))
-            weakref.finalize(self, shutil.rmtree, str(self.directory), ignore_errors=True)
+            weakref.finalize(self, _remove_if_owner, str(self.directory), os.getpid())
         else:
             self.directory = Path(directory)
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -105,6 +105,12 @@ class SkippedVideos:
         listed = "; ".join(f"{p} ({r})" for p, r in list(entries.items())[:_LISTED])
         more = f"; +{len(entries) - _LISTED} more" if len(entries) > _LISTED else ""
         return f"{source}: {len(entries)} unreadable video(s) skipped so far: {listed}{more}"
+
+
+def _remove_if_owner(directory: str, owner: int) -> None:
+    # A forked loader worker inherits this finalizer; only the process that made the directory removes it.
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def report_skipped_videos(datasets: Iterable, directory: str | os.PathLike | None, stage: str = "") -> Path | None:
