@@ -100,3 +100,33 @@ def test_rescaled_frames_keep_display_orientation(real_files: dict[str, RealFile
     video = get_decoder(backend).decode(file.path, [0, 3], short_side=32)
     width, height = resized_size(*file.display_size, 32)
     assert tuple(video.shape) == (2, 3, height, width)
+
+
+def test_decord_frames_are_used_only_when_its_numbering_matches(
+    real_files: dict[str, RealFile], oracle: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decord reader whose frame timestamps disagree with the index is not trusted: PyAV decodes."""
+    import decord  # noqa: PLC0415 - a hard dependency, patched here only
+    calls: list[list[int]] = []
+    original_batch = decord.VideoReader.get_batch
+    original_timestamps = decord.VideoReader.get_frame_timestamp
+
+    def recording_batch(self, indices):  # noqa: ANN001, ANN202
+        calls.append(list(indices))
+        return original_batch(self, indices)
+
+    monkeypatch.setattr(decord.VideoReader, "get_batch", recording_batch)
+    path, expected = str(real_files["cfr.mp4"].path), oracle["cfr.mp4"]
+    decoder = get_decoder("decord")
+    _assert_frames(decoder.decode(path, [7, 30]), expected, [7, 30], "trusted")
+    assert calls == [[7, 30]]  # an intact, unrotated MP4: decord's own frames
+
+    def shifted(self, indices):  # noqa: ANN001, ANN202 - as if decord's numbering ran 3 frames off
+        times = original_timestamps(self, indices).copy()
+        times[5:] += 3 / 15
+        return times
+
+    monkeypatch.setattr(decord.VideoReader, "get_frame_timestamp", shifted)
+    calls.clear()
+    _assert_frames(decoder.decode(path, [7, 30]), expected, [7, 30], "distrusted")
+    assert calls == []  # decord's frames were never taken
