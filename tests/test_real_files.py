@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -30,7 +31,7 @@ TOLERANCE = 2
 BACKENDS = available_decoders()
 NAMES = [
     "cfr.mp4", "vfr.mp4", "jitter.mp4", "bframes.avi", "dropped.avi", "longgop.mp4", "vp9.webm",
-    "faststart.mp4", "rotated.mp4", "truncated.mp4", "truncated.avi", "truncated.webm",
+    "faststart.mp4", "rotated.mp4", "trimmed.mp4", "truncated.mp4", "truncated.avi", "truncated.webm",
     "audio_only.mp4", "text.mp4",
 ]
 
@@ -44,6 +45,8 @@ def test_files_are_the_awkward_cases_they_claim(real_files: dict[str, RealFile],
     dropped = build_frame_index(real_files["dropped.avi"].path)
     assert dropped.container_frames > 3 * len(oracle["dropped.avi"])  # header counts the empty entries
     assert build_frame_index(real_files["rotated.mp4"].path).rotation in (90, 270)
+    with av.open(str(real_files["trimmed.mp4"].path)) as container:  # packets the edit list hides
+        assert sum(p.size > 0 for p in container.demux(video=0)) > len(oracle["trimmed.mp4"])
     timestamps = build_frame_index(real_files["vfr.mp4"].path).timestamps
     assert timestamps is not None and len({round(b - a, 3) for a, b in zip(timestamps, timestamps[1:])}) > 1
     for name, frames in oracle.items():

@@ -11,8 +11,9 @@ Frames are shown in display orientation, as players and ``ffmpeg`` (auto-rotatio
 a display-matrix rotation of 90/180/270 degrees is applied, so a portrait phone clip is portrait.
 
 **Counting.** :func:`build_frame_index` demuxes the file once (no decoding beyond the first frame):
-the frame count is the number of non-empty video packets, which is what the decoder outputs for
-well-formed files. A truncated file (a packet flagged corrupt, or a read error) is counted by
+the frame count is the number of non-empty video packets that are not marked "discard" (frames an
+edit list hides, e.g. before the start of a clip cut with ``ffmpeg -ss ... -c copy``), which is
+what the decoder outputs for well-formed files. A truncated file (a packet flagged corrupt, or a read error) is counted by
 decoding instead, and only up to the last frame the decoder outputs *before* the first damaged
 packet: those frames are exactly FFmpeg's first frames, while what follows is the garbage tail,
 which is refused rather than returned.
@@ -156,9 +157,11 @@ def build_frame_index(path: str | os.PathLike) -> FrameIndex:
                     break
                 if packet.size == 0:
                     continue
-                pts.append(packet.pts)
                 if packet.is_keyframe and packet.pts is not None:
-                    keyframes.append(packet.pts)
+                    keyframes.append(packet.pts)  # a seek target even when its frame is not shown
+                if packet.is_discard:
+                    continue  # decoded only as a reference: an edit list (a cut) hides its frame
+                pts.append(packet.pts)
                 if first is None:
                     # Decode until the first frame appears: it gives the display rotation and size.
                     for frame in stream.codec_context.decode(packet):
@@ -261,8 +264,8 @@ def _read_by_timestamp(
         except Exception:  # noqa: BLE001 - an unseekable file: count from the start instead
             return None
         for frame in _decoded(container, stream):
-            if frame.pts is not None and frame.pts < keyframe:
-                continue  # an open-GOP leading frame that references the previous GOP
+            if frame.pts is not None and frame.pts < max(keyframe, index.pts[0]):
+                continue  # an open-GOP leading frame of the previous GOP, or one before the edit list's start
             number = number_of.get(frame.pts)  # type: ignore[arg-type]
             if number is None or number <= previous:
                 return None  # a timestamp the index does not know, or out of order
