@@ -109,7 +109,7 @@ def ffmpeg_frames(path: Path, display_size: tuple[int, int]) -> np.ndarray:
     decoding errors of a damaged tail are tolerated as ffmpeg tolerates them.
     """
     result = subprocess.run(
-        ["ffmpeg", "-v", "quiet", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+        ["ffmpeg", "-v", "quiet", "-i", str(path), "-an", "-fps_mode", "passthrough",
          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         capture_output=True,
         check=False,

@@ -1,6 +1,6 @@
 """What "frame i" of a video file means, and a PyAV reader that honours it.
 
-**The rule.** Frame ``i`` is the ``i``-th frame FFmpeg's decoder outputs for the file's first video
+**The rule.** Frame ``i`` is the ``i``-th frame FFmpeg's decoder outputs for the file's main video
 stream, the frame ``ffmpeg -i F -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -`` writes
 ``i``-th: every decoded frame once, in presentation order, whatever the timestamps say. Frame
 rates, ``round(pts * fps)`` and the container's frame count play no part, because they are wrong
@@ -99,7 +99,8 @@ def open_video(path: str):  # noqa: ANN201 - (container, stream)
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         container.close()
         raise VideoDecodeError(f"{path}: no video stream (the file holds: {', '.join(kinds)})")
-    return container, container.streams.video[0]
+    # The stream ffmpeg and decord pick (av_find_best_stream): not an attached cover picture.
+    return container, container.streams.best("video") or container.streams.video[0]
 
 
 def _decoded(container, stream) -> Iterator:  # noqa: ANN001
