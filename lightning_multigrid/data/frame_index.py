@@ -29,17 +29,55 @@ from __future__ import annotations
 
 import bisect
 import os
+from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .decode_errors import DecoderUnavailableError, VideoDecodeError, reason
 
-__all__ = ["FrameIndex", "build_frame_index", "import_av", "open_video", "read_frames", "rotate_to_display"]
+__all__ = ["FrameIndex", "FrameTimes", "build_frame_index", "import_av", "open_video", "read_frames", "rotate_to_display"]
 
 #: Formats whose packet timestamps are decode-order counters, not presentation times.
 _NO_PRESENTATION_TIMESTAMPS = ("avi",)
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """Presentation timestamps of frames ``0..count-1`` (increasing), stored compactly.
+
+    Probes are cached per video and per loader worker, so a constant-rate stream is kept as
+    ``first + i * step`` (three numbers) and only an irregular one as an int64 array.
+    """
+
+    first: int
+    step: int
+    count: int
+    irregular: array | None = None
+
+    @classmethod
+    def from_sorted(cls, pts: list[int]) -> FrameTimes:
+        step = pts[1] - pts[0] if len(pts) > 1 else 1
+        if all(p == pts[0] + i * step for i, p in enumerate(pts)):
+            return cls(pts[0], step, len(pts))
+        return cls(pts[0], 0, len(pts), array("q", pts))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> int:
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        return self.irregular[i] if self.irregular is not None else self.first + i * self.step
+
+    def number_of(self, pts: int) -> int | None:
+        """The frame number whose timestamp is ``pts``, or ``None``."""
+        if self.irregular is not None:
+            i = bisect.bisect_left(self.irregular, pts)
+            return i if i < self.count and self.irregular[i] == pts else None
+        i, rest = divmod(pts - self.first, self.step)
+        return i if rest == 0 and 0 <= i < self.count else None
 
 
 @dataclass(frozen=True)
@@ -65,8 +103,8 @@ class FrameIndex:
     height: int
     fps: float
     rotation: int = 0
-    pts: tuple[int, ...] | None = None
-    keyframe_pts: tuple[int, ...] = ()
+    pts: FrameTimes | None = None
+    keyframe_pts: array = field(default_factory=lambda: array("q"))
     time_base: float = 0.0
     truncated: bool = False
     container_frames: int = 0
@@ -77,7 +115,7 @@ class FrameIndex:
         """Presentation times in seconds, relative to frame 0, when known."""
         if self.pts is None:
             return None
-        return [(p - self.pts[0]) * self.time_base for p in self.pts]
+        return [(self.pts[i] - self.pts.first) * self.time_base for i in range(len(self.pts))]
 
 
 def import_av():  # noqa: ANN202 - returns a module
@@ -198,8 +236,8 @@ def build_frame_index(path: str | os.PathLike) -> FrameIndex:
         height=int(height),
         fps=fps if fps > 0 else 30.0,
         rotation=rotation,
-        pts=tuple(sorted(pts)) if by_timestamp else None,  # type: ignore[type-var]
-        keyframe_pts=tuple(sorted(keyframes)) if by_timestamp else (),
+        pts=FrameTimes.from_sorted(sorted(pts)) if by_timestamp else None,  # type: ignore[type-var, arg-type]
+        keyframe_pts=array("q", sorted(keyframes) if by_timestamp else []),
         time_base=time_base,
         truncated=truncated,
         container_frames=container_frames,
@@ -252,7 +290,6 @@ def _read_by_timestamp(
 ) -> dict[int, torch.Tensor] | None:
     """Seek to the keyframe before the first wanted frame; ``None`` when anything is off."""
     assert index.pts is not None
-    number_of = {p: i for i, p in enumerate(index.pts)}
     first, last = min(wanted), max(wanted)
     keyframe = index.keyframe_pts[max(0, bisect.bisect_right(index.keyframe_pts, index.pts[first]) - 1)]
     found: dict[int, torch.Tensor] = {}
@@ -265,9 +302,9 @@ def _read_by_timestamp(
         except Exception:  # noqa: BLE001 - an unseekable file: count from the start instead
             return None
         for frame in _decoded(container, stream):
-            if frame.pts is not None and frame.pts < max(keyframe, index.pts[0]):
+            if frame.pts is not None and frame.pts < max(keyframe, index.pts.first):
                 continue  # an open-GOP leading frame of the previous GOP, or one before the edit list's start
-            number = number_of.get(frame.pts)  # type: ignore[arg-type]
+            number = None if frame.pts is None else index.pts.number_of(frame.pts)
             if number is None or number <= previous:
                 return None  # a timestamp the index does not know, or out of order
             if previous < 0 and number > first:
