@@ -21,6 +21,7 @@ __all__ = [
     "VideoDecoder",
     "VideoInfo",
     "check_indices",
+    "frames_are_indexed",
     "indexed_info",
     "log_fallback",
     "probe_video",
@@ -75,6 +76,13 @@ def timestamps_agree(path: str, index: FrameIndex, count: int, timestamps: Calla
     if len(got) != len(expected):
         return False
     return all(abs((g - got[0]) - e) <= _TIMESTAMP_TOLERANCE for g, e in zip(got, expected))
+
+
+def frames_are_indexed(index: FrameIndex, indices: Sequence[int], seconds: Sequence[float]) -> bool:
+    """Whether decoded frames carry the presentation times (seconds) the index gives ``indices``."""
+    if index.pts is None or len(seconds) != len(indices):
+        return False
+    return all(abs(float(t) - index.pts[i] * index.time_base) <= _TIMESTAMP_TOLERANCE for i, t in zip(indices, seconds))
 
 
 def log_fallback(backend: str, path: str, index: FrameIndex) -> None:

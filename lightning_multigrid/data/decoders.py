@@ -42,6 +42,7 @@ from .decoder_base import (
     VideoDecoder,
     VideoInfo,
     check_indices,
+    frames_are_indexed,
     indexed_info,
     log_fallback,
     probe_video,
@@ -174,7 +175,9 @@ class TorchCodecDecoder:
 
     torchcodec needs the system FFmpeg libraries (Debian: ``libavcodec59 libavformat59
     libavutil57 libswscale6 ...``); both problems are reported at construction with the fix.
-    Used only where its frame count and timestamps agree with the index (else PyAV).
+    Used only where its frame count agrees with the index and every returned frame carries the
+    timestamp the index gives that frame number (else PyAV decodes). Not exercised by the tests
+    where torchcodec is not installed.
 
     Args:
         num_threads: FFmpeg threads per call; its automatic count was several times slower on
@@ -216,11 +219,11 @@ class TorchCodecDecoder:
             decoder = decoders.VideoDecoder(
                 path, seek_mode="exact", num_ffmpeg_threads=self.num_threads, dimension_order="NCHW"
             )
-            count = int(decoder.metadata.num_frames or 0)
-            starts = lambda: decoder.get_frames_at(indices=list(range(count))).pts_seconds.tolist()  # noqa: E731
-            if count != index.num_frames or not timestamps_agree(path, index, count, starts):
+            if int(decoder.metadata.num_frames or 0) != index.num_frames:
                 return None
-            return decoder.get_frames_at(indices=indices).data
+            frames = decoder.get_frames_at(indices=indices)
+            # Each returned frame must carry the timestamp of the frame the index numbers so.
+            return frames.data if frames_are_indexed(index, indices, frames.pts_seconds.tolist()) else None
         except Exception as exc:
             raise VideoDecodeError(f"{path}: torchcodec failed to decode ({_reason(exc)})") from exc
 
