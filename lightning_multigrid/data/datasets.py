@@ -39,6 +39,7 @@ from ..keys import ClipShape, unpack_key
 from . import transforms as T
 from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
 from .failures import SkippedVideos
+from .list_file import parse_list_line
 
 __all__ = [
     "DatasetFormat",
@@ -355,39 +356,6 @@ def _drop_missing(records: list[VideoRecord], source: str) -> list[VideoRecord]:
             raise FileNotFoundError(f"{source}: none of the {len(missing)} listed videos exist (e.g. {examples})")
         logger.warning("%s: %d of %d listed videos are missing and were dropped: %s", source, len(missing), len(records), examples)
     return kept
-
-
-#: ``path<sep>label`` where the label is the last field and the separator is whitespace and/or one comma.
-_LAST_FIELD = re.compile(r"^(?P<path>.*?)\s*(?:,|\s)\s*(?P<label>[^\s,]+)$")
-
-
-def parse_list_line(line: str, where: str) -> tuple[str, str]:
-    """Split one list line into ``(path, label)`` by :class:`CsvVideoDataset`'s rule.
-
-    Raises:
-        ValueError: naming ``where`` (``file:line``) when the line has no path or no label.
-    """
-    if line.startswith('"'):
-        # A quoted path; "" inside it is a literal quote, as in CSV.
-        end, path = 1, []
-        while True:
-            close = line.find('"', end)
-            if close < 0:
-                raise ValueError(f"{where}: unterminated quoted path in {line!r}")
-            path.append(line[end:close])
-            if line[close + 1 : close + 2] != '"':
-                break
-            path.append('"')
-            end = close + 2
-        rest = line[close + 1 :].strip()
-        label = rest[1:].strip() if rest.startswith(",") else rest
-        if not label or re.search(r"[\s,]", label):
-            raise ValueError(f"{where}: expected '\"path\" label' (one label after the quoted path), got {line!r}")
-        return "".join(path), label
-    match = _LAST_FIELD.match(line)
-    if match is None or not match["path"].strip():
-        raise ValueError(f"{where}: expected 'path label' (the label is the last field), got {line!r}")
-    return match["path"].strip(), match["label"]
 
 
 class CsvVideoDataset(VideoClipDataset):
