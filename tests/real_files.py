@@ -13,7 +13,7 @@ How the awkward files come about:
 * ``dropped.avi``: ffmpeg's AVI muxer keeps AVI's constant rate by writing an empty chunk and index
   entry for every frame period the timestamps skip; keeping 1 frame in 4 at time base 1/30 gives
   15 real frames and a header count of 57 (what capture cards write for dropped frames).
-* ``rotated.mp4``: re-muxed with ``rotate=90``, which ffmpeg 5.1 writes as a display matrix.
+* ``rotated*.mp4``: re-muxed with ``rotate=90`` (180, 270), which ffmpeg 5.1 writes as a display matrix.
 * ``trimmed.mp4``: cut with ``-ss 0.5 -c copy``: the packets from the keyframe before the cut are
   kept (the decoder needs them) and an edit list hides their frames: 8 packets more than frames.
 * ``truncated.*``: the first 60 % of a complete file (MP4 with its index in front, AVI, WebM).
@@ -89,8 +89,9 @@ def make_real_files(directory: Path) -> dict[str, RealFile]:
     for name, (args, expect, size) in _RECIPES.items():
         _ffmpeg(*args, str(directory / name))
         files[name] = RealFile(directory / name, expect, size)
-    _ffmpeg("-i", str(directory / "cfr.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(directory / "rotated.mp4"))
-    files["rotated.mp4"] = RealFile(directory / "rotated.mp4", "exact", (48, 64))
+    for angle, name in ((90, "rotated.mp4"), (180, "rotated180.mp4"), (270, "rotated270.mp4")):
+        _ffmpeg("-i", str(directory / "cfr.mp4"), "-c", "copy", "-metadata:s:v:0", f"rotate={angle}", str(directory / name))
+        files[name] = RealFile(directory / name, "exact", (64, 48) if angle == 180 else (48, 64))
     _ffmpeg("-ss", "0.5", "-i", str(directory / "cfr.mp4"), "-c", "copy", str(directory / "trimmed.mp4"))
     files["trimmed.mp4"] = RealFile(directory / "trimmed.mp4", "exact", (64, 48))
     for name, source in _TRUNCATED.items():

@@ -31,7 +31,7 @@ TOLERANCE = 2
 BACKENDS = available_decoders()
 NAMES = [
     "cfr.mp4", "vfr.mp4", "jitter.mp4", "bframes.avi", "dropped.avi", "longgop.mp4", "vp9.webm",
-    "faststart.mp4", "rotated.mp4", "trimmed.mp4", "truncated.mp4", "truncated.avi", "truncated.webm",
+    "faststart.mp4", "rotated.mp4", "rotated180.mp4", "rotated270.mp4", "trimmed.mp4", "truncated.mp4", "truncated.avi", "truncated.webm",
     "audio_only.mp4", "text.mp4",
 ]
 

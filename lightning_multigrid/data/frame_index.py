@@ -166,7 +166,7 @@ def _decoded(container, stream) -> Iterator:  # noqa: ANN001
 
 
 def _rotation(frame) -> int:  # noqa: ANN001
-    angle = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    angle = int(round(frame.rotation or 0)) % 360  # PyAV >= 14.1: counter-clockwise degrees
     return angle if angle in (0, 90, 180, 270) else 0
 
 
