@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The real-file tests make their videos with Debian's ffmpeg program: install it when missing (as root).
 test: install
+	command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq ffmpeg; } \
+		|| { echo "make test needs the ffmpeg program: apt-get install ffmpeg (as root)"; exit 1; }
 	$(BIN)/python -m pytest -q tests
 
 lint: install

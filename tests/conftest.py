@@ -81,3 +81,16 @@ def broken_videos(synthetic_root: Path, tmp_path: Path) -> dict[str, Path]:
     paths["truncated_data"].write_bytes(data[: int(len(data) * 0.4)])
     faststart.unlink()
     return paths
+
+
+@pytest.fixture(scope="session")
+def real_files(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Real encoded files made once per session with the ``ffmpeg`` program (see ``tests/real_files.py``).
+
+    ``make test`` installs Debian's ffmpeg when it is missing; without it these tests fail (never skip).
+    """
+    from tests.real_files import ffmpeg_available, make_real_files  # noqa: PLC0415 - only where used
+
+    if not ffmpeg_available():
+        pytest.fail("the real-file tests need the ffmpeg program: run `make test` (installs it) or apt-get install ffmpeg")
+    return make_real_files(tmp_path_factory.mktemp("real_files"))

@@ -16,11 +16,13 @@ from pytorchvideo.models.hub.x3d import checkpoint_paths as x3d_urls
 
 from lightning_multigrid.models import (
     CheckpointLoadResult,
+    VideoClassifier,
     build_model,
     get_spec,
     load_checkpoint,
     pretrained_checkpoint_path,
 )
+from lightning_multigrid.models.checkpoints import UnsafeCheckpointError, read_checkpoint
 
 CLASSIFIER = ("blocks.5.proj.bias", "blocks.5.proj.weight")  # slow_tiny: stem, 4 stages, head
 
@@ -203,18 +205,47 @@ def test_unrelated_checkpoint_is_refused(tmp_path: Path) -> None:
         build_model("slow_tiny", 4, checkpoint_path=tmp_path / "absent.pyth")
 
 
-class _Opaque:
-    """A non-tensor object a Lightning checkpoint may pickle (e.g. a hyper-parameter)."""
+def _touch_marker(path: str) -> str:
+    """What the crafted checkpoint below runs when it is unpickled: it creates ``path``."""
+    Path(path).touch()
+    return path
 
 
-def test_checkpoint_with_pickled_objects_still_loads(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+class _RunsCodeWhenUnpickled:
+    """A hyper-parameter whose unpickling calls :func:`_touch_marker` (any code could run there)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (_touch_marker, (self.marker,))
+
+
+def test_checkpoint_that_runs_code_is_refused_unless_the_user_opts_in(tmp_path: Path) -> None:
     source = build_model("csn_tiny", 3)
-    path = tmp_path / "with_objects.ckpt"
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "crafted.ckpt"
     torch.save(
-        {"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}, "hyper_parameters": {"x": _Opaque()}},
+        {
+            "state_dict": {f"model.{k}": v for k, v in source.state_dict().items()},
+            "hyper_parameters": {"x": _RunsCodeWhenUnpickled(marker)},
+        },
         path,
     )
-    with caplog.at_level(logging.WARNING, logger="lightning_multigrid.models.checkpoints"):
-        loaded = build_model("csn_tiny", 3, checkpoint_path=path)
+    refusal = r"crafted\.ckpt holds pickled Python objects \(.*_touch_marker.*\).*allow_pickle=True"
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
+        build_model("csn_tiny", 3, checkpoint_path=path)
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
+        load_checkpoint(build_model("csn_tiny", 3), path)
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
+        read_checkpoint(path)
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
+        VideoClassifier("csn_tiny", 3, checkpoint_path=str(path))
+    assert not marker.exists()  # the default path never unpickled the object
+
+    loaded = build_model("csn_tiny", 3, checkpoint_path=path, allow_pickle=True)
+    assert marker.exists()  # the opt-in really unpickles (this is what the refusal protects from)
     assert_same_weights(source, loaded)
-    assert "weights_only=False" in caplog.text
+    marker.unlink()
+    assert_same_weights(source, VideoClassifier("csn_tiny", 3, checkpoint_path=str(path), allow_pickle=True).model)
+    assert marker.exists()

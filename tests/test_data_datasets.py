@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from lightning_multigrid.data import (
     build_dataset,
     get_decoder,
 )
+from lightning_multigrid.data.failures import SKIPPED_VIDEOS_FILE, report_skipped_videos
 from lightning_multigrid.keys import ClipKey, ClipShape, accepts_clip_keys
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -183,6 +185,34 @@ def test_csv_parsing_variants(synthetic_root: Path, tmp_path: Path) -> None:
         CsvVideoDataset(tmp_path, "nope.csv", BASE)
 
 
+def test_csv_label_is_the_last_field_and_paths_may_hold_commas(synthetic_root: Path, tmp_path: Path) -> None:
+    source = next((synthetic_root / "videos").rglob("*.mp4"))
+    (tmp_path / "videos").mkdir()
+    names = ["ride, fast.mp4", "two words.mp4", 'a "quoted", name.mp4', "plain.mp4"]
+    for name in names:
+        (tmp_path / "videos" / name).write_bytes(source.read_bytes())
+    lines = [
+        "videos/ride, fast.mp4 0",  # line 1: a comma in the path, not a header
+        "videos/two words.mp4\t1",
+        '"videos/a ""quoted"", name.mp4",2',
+        "videos/plain.mp4 , 3",
+    ]
+    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")
+    dataset = CsvVideoDataset(tmp_path, "list.csv", BASE, "val")
+    assert [(Path(r.path).name, r.label) for r in dataset.records] == list(zip(names, [0, 1, 2, 3]))
+    (tmp_path / "header.csv").write_text("file name, class id\n" + "\n".join(lines) + "\n")
+    assert len(CsvVideoDataset(tmp_path, "header.csv", BASE).records) == 4
+    (tmp_path / "late.csv").write_text(lines[0] + "\nvideos/plain.mp4, three\n")
+    with pytest.raises(ValueError, match=r"late.csv:2: label 'three' is not an integer \(the label is the last"):
+        CsvVideoDataset(tmp_path, "late.csv", BASE)
+    (tmp_path / "nolabel.csv").write_text(lines[0] + "\n\n# note\nvideos/plain.mp4\n")
+    with pytest.raises(ValueError, match=r"nolabel.csv:4: expected 'path label'"):
+        CsvVideoDataset(tmp_path, "nolabel.csv", BASE)
+    (tmp_path / "quote.csv").write_text('"videos/plain.mp4 3\n')
+    with pytest.raises(ValueError, match=r"quote.csv:1: unterminated quoted path"):
+        CsvVideoDataset(tmp_path, "quote.csv", BASE)
+
+
 def test_folder_format(synthetic_root: Path) -> None:
     dataset = FolderVideoDataset(synthetic_root, "videos", BASE, "train")
     assert dataset.classes == sorted(["move_left", "move_right", "grow", "shrink"])
@@ -292,20 +322,74 @@ def test_bad_files_are_replaced_at_the_same_shape(
     assert len(warnings) == 4
     for name in ("empty", "truncated", "truncated_data", "text"):
         assert sum(str(broken_videos[name]) in message for message in warnings) == 1
-    assert dataset.failures == 8 and dataset.attempts == 16
+    assert sorted(dataset.skipped_videos.entries()) == sorted(records[i].path for i in bad_positions)
 
 
-def test_failure_rate_threshold_raises(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
-    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
-    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.1, min_attempts=20)
+def test_failure_rate_counts_distinct_videos_over_all_workers(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)  # 16 good + 4 bad videos
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.1, min_failures=3)
     shape = ClipShape(2, 21, (1, 1), (24, 24))
-    for i in range(len(records)):
-        if i not in bad_positions:
-            dataset[ClipKey(i, shape)]  # 16 successful loads
-    dataset[ClipKey(bad_positions[0], shape)]  # 1 failure in 18 attempts: below min_attempts
-    dataset[ClipKey(bad_positions[1], shape)]  # 2 in 20 = 10%: not above the limit
-    with pytest.raises(RuntimeError, match=r"3 of 21 video loads in this process failed.*max_failure_rate=0.1"):
-        dataset[ClipKey(bad_positions[2], shape)]
+    for _ in range(5):  # one bad video read again and again (a multi-view test, many epochs) counts once
+        dataset[ClipKey(bad_positions[0], shape)]
+    # Loader workers are copies of the dataset (pickled, re-made every epoch); they share the count.
+    worker = pickle.loads(pickle.dumps(dataset))
+    worker[ClipKey(bad_positions[1], shape)]  # 2 of 20 videos: below min_failures=3 (and 10% is not > 10%)
+    other_worker = pickle.loads(pickle.dumps(dataset))
+    with pytest.raises(RuntimeError, match=r"3 of 20 videos could not be decoded \(15% > max_failure_rate=0.1\)"):
+        other_worker[ClipKey(bad_positions[2], shape)]
+    assert len(dataset.skipped_videos) == 3
+
+
+def test_half_bad_list_stops_with_two_workers(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    records = [r for i, r in enumerate(records) if i in bad_positions or i % 4 == 0][:8]  # 4 good, 4 bad
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.1, max_retries=0)
+    with pytest.raises(RuntimeError, match=r"3 of 8 videos could not be decoded"):
+        for _epoch in range(3):
+            workers = [pickle.loads(pickle.dumps(dataset)) for _ in range(2)]
+            for i in range(len(records)):  # each worker loads every other item
+                try:
+                    workers[i % 2][i]
+                except RuntimeError as exc:
+                    if "all failed to load" not in str(exc):
+                        raise
+
+
+def test_skipped_videos_are_logged_once_per_run_and_saved(
+    synthetic_root: Path, broken_videos: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    run_dir = tmp_path / "run"
+    dataset = VideoClipDataset(records, BASE, "train", max_failure_rate=0.5, skipped_dir=run_dir / "skipped", source="list")
+    with caplog.at_level(logging.WARNING):
+        for _epoch in range(3):  # non-persistent workers: a fresh copy every epoch
+            worker = pickle.loads(pickle.dumps(dataset))
+            worker[bad_positions[0]]
+    assert sum("unreadable video" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        report = report_skipped_videos([dataset], run_dir / "checkpoints", stage="epoch 2")
+    assert report == run_dir / "checkpoints" / SKIPPED_VIDEOS_FILE
+    assert json.loads(report.read_text()) == {"list": dataset.skipped_videos.entries()}
+    assert list(dataset.skipped_videos.entries()) == [records[bad_positions[0]].path]
+    assert "[epoch 2] list: 1 unreadable video(s) skipped so far" in caplog.text
+
+
+def test_multi_view_test_never_drops_or_duplicates_a_video(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:
+    records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
+    records = records[:-4] + [records[bad_positions[0]]]  # bad files in the middle and last
+    dataset = VideoClipDataset(
+        records, BASE, "test", test_num_clips=2, test_num_crops=3, max_failure_rate=0.3, slowfast_alpha=4
+    )
+    bad = {i for i, r in enumerate(records) if "broken" in r.path}
+    items = [dataset[i] for i in range(len(dataset))]
+    assert [item["video_index"] for item in items] == [v for v in range(len(records)) for _ in range(6)]
+    assert [item["view_index"] for item in items] == list(range(6)) * len(records)
+    assert {item["video_index"] for item in items if item["failed"]} == bad
+    for item in items:
+        assert [p.shape for p in item["video"]] == [(3, 2, 42, 42), (3, 8, 42, 42)]
+        assert item["label"].item() == records[item["video_index"]].label
+    assert len(dataset.skipped_videos) == len({records[i].path for i in bad})
 
 
 def test_all_attempts_failing_raises_clearly(broken_videos: dict[str, Path]) -> None:

@@ -10,7 +10,14 @@ list of :class:`VideoRecord`; one subclass per annotation format only parses its
 
 Items are dicts: ``"video"`` (float ``(C, T, S, S)``, or ``[slow, fast]`` for SlowFast), ``"label"``
 (``int64`` scalar, or a float multi-hot vector), ``"index"``; evaluation items add
-``"video_index"`` and ``"view_index"``.
+``"video_index"``, ``"view_index"`` and ``"failed"``.
+
+Unreadable videos (see :mod:`.failures`): in training, an item whose video cannot be decoded is
+replaced by another video at the same shape. In evaluation (``"val"``, ``"test"``) nothing is
+replaced, so a multi-view test never drops or duplicates a video: the item keeps its video and view
+numbers, carries ``"failed": True`` and a zero placeholder clip of the right shape, and the
+evaluation leaves it out and reports it. Every unreadable video is logged once per run and kept in
+:attr:`VideoClipDataset.skipped_videos`, shared by all loader workers.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from torch.utils.data import Dataset
 from ..keys import ClipShape, unpack_key
 from . import transforms as T
 from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
+from .failures import SkippedVideos
+from .list_file import parse_list_line
 
 __all__ = [
     "DatasetFormat",
@@ -84,15 +93,19 @@ class VideoClipDataset(Dataset):
         test_num_crops: spatial views per video in test mode, 1 (centre) or 3 (along the long side).
         mean, std: per-channel normalisation of frames scaled to [0, 1].
         random_flip: horizontal flip in training (turn off for direction-defined classes).
-        max_failure_rate: raise once more than this fraction of loads in this process failed.
-        min_attempts: loads before ``max_failure_rate`` is enforced (a single bad file among the
-            first few must not stop training).
+        max_failure_rate: raise once more than this fraction of the dataset's videos turned out
+            unreadable during the run (counted per distinct video, over all loader workers and
+            epochs; see :mod:`.failures`).
+        min_failures: unreadable videos tolerated whatever the fraction (one bad file in a tiny
+            list must not stop a run).
         max_retries: replacement videos tried after a failed load before giving up on the item.
         decoder_threads: threads per decode call (1 inside loader workers).
         cache_probes: remember each video's frame count and size per process (saves one file
             open per clip after the first visit; turn off for a cold-read benchmark).
         classes: optional class names, kept as :attr:`classes`.
         source: names the annotation file in messages.
+        skipped_dir: directory where unreadable videos are recorded, shared by all loader workers
+            (``None``: a private temporary directory). Pass a run directory to keep the record.
     """
 
     accepts_clip_keys = True
@@ -113,12 +126,13 @@ class VideoClipDataset(Dataset):
         std: Sequence[float] = T.DEFAULT_STD,
         random_flip: bool = True,
         max_failure_rate: float = 0.1,
-        min_attempts: int = 20,
+        min_failures: int = 3,
         max_retries: int = 5,
         decoder_threads: int = 1,
         cache_probes: bool = True,
         classes: Sequence[str] | None = None,
         source: str = "",
+        skipped_dir: str | os.PathLike | None = None,
     ) -> None:
         self.source = source or type(self).__name__
         if split not in ("train", "val", "test"):
@@ -159,15 +173,14 @@ class VideoClipDataset(Dataset):
         self.std = tuple(float(s) for s in std)
         self.random_flip = random_flip
         self.max_failure_rate = max_failure_rate
-        self.min_attempts = min_attempts
+        self.min_failures = min_failures
+        #: Unreadable videos of this run, shared by all processes (see :mod:`.failures`).
+        self.skipped_videos = SkippedVideos(skipped_dir)
         self.max_retries = max_retries
         self.classes = list(classes) if classes is not None else None
         self.cache_probes = cache_probes
         # Per-process state (each loader worker has its own copy).
         self._info_cache: dict[str, VideoInfo] = {}
-        self._warned: set[str] = set()
-        self.attempts = 0
-        self.failures = 0
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -193,34 +206,47 @@ class VideoClipDataset(Dataset):
         if not -size <= index < size:
             raise IndexError(f"{self.source}: index {index} out of range for {size} items")
         video_index, view = divmod(index % size, self.num_views)
+        if not self.is_train:
+            return self._evaluation_item(video_index, view, shape)
         last_reason = ""
         for attempt in range(self.max_retries + 1):
             # Replacements keep the view and the shape, so the batch stays uniform.
             candidate = (video_index + attempt * _REPLACEMENT_STEP) % self.num_videos
             record = self.records[candidate]
-            self.attempts += 1
             try:
                 video = self._load(record, view, shape)
             except Exception as exc:  # noqa: BLE001 - any decode problem must not kill a worker
-                self.failures += 1
-                # Decoder messages start with the path, which the report names anyway.
-                reason = str(exc).removeprefix(f"{record.path}: ") or type(exc).__name__
-                last_reason = f"{record.path}: {reason}"
-                self._report_failure(record.path, reason)
+                last_reason = self._report_failure(record.path, exc)
                 continue
-            item: dict[str, Any] = {
-                "video": video,
-                "label": self._target(record),
-                "index": candidate * self.num_views + view,
-            }
-            if not self.is_train:
-                item["video_index"] = candidate
-                item["view_index"] = view
-            return item
+            return {"video": video, "label": self._target(record), "index": candidate * self.num_views + view}
         raise RuntimeError(
             f"{self.source}: item {index} and {self.max_retries} replacement videos all failed to "
             f"load; last error: {last_reason}"
         )
+
+    def _evaluation_item(self, video_index: int, view: int, shape: ClipShape) -> dict[str, Any]:
+        """The view itself, or a placeholder marked ``"failed"``: evaluation never swaps videos."""
+        record = self.records[video_index]
+        failed = False
+        try:
+            video = self._load(record, view, shape)
+        except Exception as exc:  # noqa: BLE001 - reported, and the item says so
+            self._report_failure(record.path, exc)
+            failed = True
+            video = self._placeholder(shape)
+        return {
+            "video": video,
+            "label": self._target(record),
+            "index": video_index * self.num_views + view,
+            "video_index": video_index,
+            "view_index": view,
+            "failed": failed,
+        }
+
+    def _placeholder(self, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
+        """A zero clip of the shape a decoded view would have (it keeps the batch collatable)."""
+        video = torch.zeros(3, shape.num_frames, shape.crop_size, shape.crop_size)
+        return T.pack_pathways(video, self.slowfast_alpha) if self.slowfast_alpha else video
 
     # ----------------------------------------------------------------------------------------
     def _check_shape(self, shape: ClipShape) -> None:
@@ -296,16 +322,20 @@ class VideoClipDataset(Dataset):
             return T.pack_pathways(video, self.slowfast_alpha)
         return video
 
-    def _report_failure(self, path: str, reason: str) -> None:
-        if path not in self._warned:
-            self._warned.add(path)
-            logger.warning("%s: skipping unreadable video %s (%s); using another sample", self.source, path, reason)
-        if self.attempts >= self.min_attempts and self.failures / self.attempts > self.max_failure_rate:
-            raise RuntimeError(
-                f"{self.source}: {self.failures} of {self.attempts} video loads in this process failed "
-                f"({self.failures / self.attempts:.0%} > max_failure_rate={self.max_failure_rate:g}); "
-                f"last: {path} ({reason}). Check the dataset files or raise max_failure_rate."
-            )
+    def _report_failure(self, path: str, exc: Exception) -> str:
+        """Record an unreadable video (logged once per run), apply the failure-rate rule.
+
+        Returns ``"path: reason"`` for messages.
+        """
+        # Decoder messages start with the path, which the report names anyway.
+        reason = str(exc).removeprefix(f"{path}: ") or type(exc).__name__
+        if self.skipped_videos.add(path, reason):
+            instead = "using another video" if self.is_train else "left out of the evaluation and reported"
+            logger.warning("%s: unreadable video %s (%s); %s", self.source, path, reason, instead)
+        self.skipped_videos.check(
+            self.num_videos, self.max_failure_rate, self.min_failures, self.source, f"{path} ({reason})"
+        )
+        return f"{path}: {reason}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,11 +359,16 @@ def _drop_missing(records: list[VideoRecord], source: str) -> list[VideoRecord]:
 
 
 class CsvVideoDataset(VideoClipDataset):
-    """Kinetics-style list: ``relative/path.mp4 label`` or ``relative/path.mp4,label`` per line.
+    """Kinetics-style list: one ``path label`` per line.
 
-    A first line whose label is not an integer is taken as a header; blank lines and lines
-    starting with ``#`` are skipped. A ``classes.txt`` beside ``split_file`` or in ``root`` (one
-    name per line) gives the class names and count.
+    The rule: **the label is the last field** (separated by whitespace, a comma, or both) and must
+    be an integer; **the path is everything before it**, so paths may hold spaces and commas
+    (``videos/ride, fast.mp4 0`` is the path ``videos/ride, fast.mp4`` with label 0). A path may be
+    quoted as in CSV (``"videos/a ""b"".mp4",3``; ``""`` is a quote). Blank lines and lines
+    starting with ``#`` are skipped. The first other line is a header, and skipped, only when its
+    last field is not an integer; anywhere else that is an error naming the line. A
+    ``classes.txt`` beside ``split_file`` or in ``root`` (one name per line) gives the class names
+    and count.
 
     Args:
         root: directory the video paths are relative to.
@@ -373,22 +408,26 @@ class CsvVideoDataset(VideoClipDataset):
         if not split_path.is_file():
             raise FileNotFoundError(f"split file {split_path} does not exist")
         records: list[VideoRecord] = []
+        first = True
         for lineno, raw in enumerate(split_path.read_text().splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            parts = line.rsplit(",", 1) if "," in line else line.rsplit(None, 1)
-            if len(parts) != 2:
-                raise ValueError(f"{split_path}:{lineno}: expected 'path label', got {line!r}")
-            path, label = parts[0].strip(), parts[1].strip()
+            where = f"{split_path}:{lineno}"
+            path, label = parse_list_line(line, where)
             try:
                 label_id = int(label)
             except ValueError:
-                if not records and lineno == 1:
-                    continue  # header
-                raise ValueError(f"{split_path}:{lineno}: label {label!r} is not an integer") from None
+                if first:
+                    first = False
+                    continue  # a header such as "path,label"
+                raise ValueError(
+                    f"{where}: label {label!r} is not an integer (the label is the last whitespace- or "
+                    f"comma-separated field; quote a path that ends in such a field), line {line!r}"
+                ) from None
+            first = False
             if label_id < 0:
-                raise ValueError(f"{split_path}:{lineno}: label {label_id} is negative")
+                raise ValueError(f"{where}: label {label_id} is negative")
             records.append(VideoRecord(str(_resolve(root, path)), label_id))
         if not records:
             raise ValueError(f"{split_path}: no videos listed")

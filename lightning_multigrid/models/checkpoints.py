@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
@@ -27,7 +28,14 @@ import torch
 import torch.nn as nn
 from pytorch_lightning.utilities import rank_zero_only
 
-__all__ = ["CheckpointLoadResult", "classifier_name", "extract_state_dict", "load_checkpoint", "read_checkpoint"]
+__all__ = [
+    "CheckpointLoadResult",
+    "UnsafeCheckpointError",
+    "classifier_name",
+    "extract_state_dict",
+    "load_checkpoint",
+    "read_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +115,23 @@ def classifier_name(model: nn.Module) -> str | None:
     return last
 
 
-def read_checkpoint(path: str | PathLike[str]) -> Any:
-    """``torch.load`` a local checkpoint onto the CPU.
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds pickled Python objects and the caller did not opt in to running them."""
 
-    Tensors-only loading (``weights_only=True``) is tried first; a file that needs arbitrary
-    pickled objects (e.g. a Lightning ``.ckpt`` whose hyper-parameters hold callables) is loaded
-    fully, with a warning, since that executes code from the file.
+
+def read_checkpoint(path: str | PathLike[str], *, allow_pickle: bool = False) -> Any:
+    """``torch.load`` a local checkpoint onto the CPU, tensors only unless the caller opts in.
+
+    The file is read with ``weights_only=True``: tensors, containers and plain values only, so
+    nothing in the file can run code. A file that pickles other objects (e.g. a Lightning
+    ``.ckpt`` whose hyper-parameters hold classes) is refused with :class:`UnsafeCheckpointError`
+    naming the file and the classes it holds. Unpickling such a file runs whatever code those
+    objects name, so it happens only with ``allow_pickle=True`` (``build_model(...,
+    allow_pickle=True)``), and only for files you trust.
 
     Raises:
         FileNotFoundError: naming the path when there is no such file.
+        UnsafeCheckpointError: the file holds pickled objects and ``allow_pickle`` is false.
     """
     path = Path(path)
     if not path.is_file():
@@ -123,14 +139,24 @@ def read_checkpoint(path: str | PathLike[str]) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        log.warning(
-            "checkpoint %s holds non-tensor objects (%s); loading it with weights_only=False: only do "
-            "this with files you trust",
-            path,
-            first_line,
-        )
-        return torch.load(path, map_location="cpu", weights_only=False)
+        if allow_pickle:
+            log.warning("checkpoint %s holds pickled objects; unpickling it as allow_pickle=True asks", path)
+            return torch.load(path, map_location="cpu", weights_only=False)
+        raise UnsafeCheckpointError(
+            f"checkpoint {path} holds pickled Python objects ({_pickled_globals(path, err)}), not only "
+            "tensors; loading it would run code named in the file, so it was refused. If you trust "
+            "the file, pass allow_pickle=True (build_model / load_checkpoint / read_checkpoint), or "
+            "re-save only its weights: torch.save({'model_state': model.state_dict()}, path)"
+        ) from None
+
+
+def _pickled_globals(path: Path, err: BaseException) -> str:
+    """The classes/functions a checkpoint would import, read without executing anything."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - fall back to the loader's own message
+        names = re.findall(r"GLOBAL ([\w.]+)", str(err))
+    return ", ".join(sorted(set(names))[:_MAX_LISTED]) if names else type(err).__name__
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any], source: str = "<state dict>") -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -181,6 +207,7 @@ def load_checkpoint(
     *,
     strict: bool = False,
     reinit_classifier: bool = True,
+    allow_pickle: bool = False,
 ) -> CheckpointLoadResult:
     """Load weights into ``model``, re-initialising its classifier when the class count differs.
 
@@ -190,6 +217,8 @@ def load_checkpoint(
         strict: raise if any model key is missing or any checkpoint key is unexpected.
         reinit_classifier: when the classifier's shape differs, re-initialise it (fine-tuning);
             if ``False`` that mismatch raises like any other.
+        allow_pickle: let a file holding pickled Python objects be unpickled (runs code from
+            the file; see :func:`read_checkpoint`). Off by default.
 
     Returns:
         A :class:`CheckpointLoadResult`; its :meth:`~CheckpointLoadResult.summary` is also logged
@@ -197,6 +226,7 @@ def load_checkpoint(
 
     Raises:
         FileNotFoundError: the file does not exist.
+        UnsafeCheckpointError: the file holds pickled objects and ``allow_pickle`` is false.
         ValueError: shapes differ outside the classifier (the keys and shapes are named), or no
             checkpoint key matches the model at all.
         RuntimeError: ``strict`` and keys are missing or unexpected.
@@ -204,7 +234,7 @@ def load_checkpoint(
     if isinstance(checkpoint, Mapping):
         source, raw = "<state dict>", checkpoint
     else:
-        source, raw = str(checkpoint), read_checkpoint(checkpoint)
+        source, raw = str(checkpoint), read_checkpoint(checkpoint, allow_pickle=allow_pickle)
     state, ignored = extract_state_dict(raw, source)
     own = model.state_dict()
 

@@ -4,12 +4,14 @@ Batches are dicts::
 
     {"video": Tensor (B, C, T, H, W) or [slow, fast] for SlowFast,
      "label": int64 (B,) (single-label) or float multi-hot (B, K) (multi-label),
-     "video_index": optional int (B,), which source video each clip comes from (test time)}
+     "video_index": optional int (B,), which source video each clip comes from (test time),
+     "failed": optional bool (B,), the clip could not be decoded (a placeholder; left out)}
 
 A SlowFast network also accepts a single ``(B, C, T, H, W)`` tensor: it is split into pathways
 here (:func:`~lightning_multigrid.models.zoo.pack_pathways`), so the data side may stay unaware of
 the model. Multi-view testing averages the softmax (sigmoid for multi-label) scores of all clips
-and crops of a video before computing video-level top-1/top-5 (mAP).
+and crops of a video before computing video-level top-1/top-5 (mAP). Videos with a failed view are
+left out of the test metrics and listed in :attr:`VideoClassifier.test_failed_videos`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_warn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 from torchmetrics.functional.classification import multiclass_accuracy, multilabel_average_precision
@@ -72,6 +75,8 @@ class VideoClassifier(pl.LightningModule):
         multi_label: sigmoid/BCE with mAP instead of softmax/cross-entropy with top-k accuracy.
         pretrained: start from the model's pytorchvideo checkpoint in ``$TORCH_HOME/hub/checkpoints``.
         checkpoint_path: start from this local checkpoint instead.
+        allow_pickle: let ``checkpoint_path`` hold pickled Python objects, which runs code from the
+            file (off: such a file is refused with a message; only for files you trust).
         dropout: dropout before the classifier (``None``: the recipe's).
         model_kwargs: further builder arguments for a zoo model (e.g. ``{"stem_dim_out": 16}``).
         optimizer: called with the parameter groups; default :class:`DefaultSGD`.
@@ -94,6 +99,7 @@ class VideoClassifier(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         label_smoothing: float = 0.0,
         zero_decay_norm_bias: bool = True,
+        allow_pickle: bool = False,
     ) -> None:
         super().__init__()
         # The optimizer and scheduler callables stay out of the hyper-parameters: a checkpoint
@@ -111,6 +117,7 @@ class VideoClassifier(pl.LightningModule):
                 pretrained=pretrained,
                 checkpoint_path=checkpoint_path,
                 dropout=dropout,
+                allow_pickle=allow_pickle,
                 **(model_kwargs or {}),
             )
         elif isinstance(model, nn.Module):
@@ -152,6 +159,9 @@ class VideoClassifier(pl.LightningModule):
         self._test_index: list[torch.Tensor] = []
         #: Video-level results of the last multi-view test: ``(video_ids, scores, labels)``.
         self.test_video_predictions: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._test_failed: list[torch.Tensor] = []
+        #: Video ids the last multi-view test could not evaluate (a view failed to decode).
+        self.test_failed_videos: list[int] = []
 
     def _accuracy_metrics(self, prefix: str) -> MetricCollection:
         return MetricCollection(
@@ -244,7 +254,34 @@ class VideoClassifier(pl.LightningModule):
             self.log("train/top1", self.train_top1, on_step=True, on_epoch=True, batch_size=size)
         return loss
 
+    def _without_failed(self, batch: dict[str, Any]) -> dict[str, Any] | None:
+        """The batch minus items marked ``"failed"`` (placeholders of undecodable videos)."""
+        failed = batch.get("failed")
+        if failed is None:
+            return batch
+        failed = torch.as_tensor(failed, dtype=torch.bool).reshape(-1)
+        if "video_index" in batch and bool(failed.any()):
+            index = torch.as_tensor(batch["video_index"]).long().reshape(-1)
+            self._test_failed.append(index[failed.to(index.device)].to(self.device))
+        if not bool(failed.any()):
+            return batch
+        if bool(failed.all()):
+            return None
+        keep = ~failed
+
+        def select(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == keep.shape[0]:
+                return value[keep.to(value.device)]
+            if isinstance(value, list):
+                return [select(v) for v in value]
+            return value
+
+        return {key: select(value) for key, value in batch.items()}
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        batch = self._without_failed(batch)  # type: ignore[assignment]
+        if batch is None:
+            return
         video, labels = self._check_batch(batch)
         logits = self(video)
         size = labels.shape[0]
@@ -255,8 +292,12 @@ class VideoClassifier(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._test_scores, self._test_labels, self._test_index = [], [], []
         self.test_video_predictions = None
+        self._test_failed, self.test_failed_videos = [], []
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        batch = self._without_failed(batch)  # type: ignore[assignment]
+        if batch is None:
+            return
         video, labels = self._check_batch(batch)
         logits = self(video)
         size = labels.shape[0]
@@ -272,11 +313,24 @@ class VideoClassifier(pl.LightningModule):
             self.log_dict(self.test_metrics, on_epoch=True, batch_size=size)
 
     def on_test_epoch_end(self) -> None:
+        local = torch.cat(self._test_failed) if self._test_failed else torch.zeros(0, dtype=torch.long, device=self.device)
+        failed = self._gather(local)  # every rank calls it: a collective under DDP
+        self.test_failed_videos = sorted({int(v) for v in failed.tolist()})
+        if self.test_failed_videos:
+            rank_zero_warn(
+                f"multi-view test: {len(self.test_failed_videos)} video(s) could not be decoded and are not "
+                f"in the test metrics (video ids {self.test_failed_videos[:20]}"
+                f"{', ...' if len(self.test_failed_videos) > 20 else ''}; see the data's skipped_videos.json)"
+            )
         if not self._test_index:
             return
+        self.log("test/failed_videos", float(len(self.test_failed_videos)), sync_dist=False)
         scores = self._gather(torch.cat(self._test_scores))
         labels = self._gather(torch.cat(self._test_labels))
         index = self._gather(torch.cat(self._test_index))
+        if self.test_failed_videos:  # a video with any failed view is left out entirely
+            evaluated = ~torch.isin(index, torch.tensor(self.test_failed_videos, device=index.device))
+            scores, labels, index = scores[evaluated], labels[evaluated], index[evaluated]
         video_ids, video_scores, video_labels = aggregate_views(index, scores, labels)
         self.test_video_predictions = (video_ids.cpu(), video_scores.cpu(), video_labels.cpu())
         target = self._metric_target(video_labels)

@@ -370,6 +370,7 @@ def build_model(
     pretrained: bool = False,
     checkpoint_path: str | Path | None = None,
     dropout: float | None = None,
+    allow_pickle: bool = False,
     **overrides: Any,
 ) -> nn.Module:
     """Build a zoo network with adaptive head pooling and raw-logit output.
@@ -383,6 +384,8 @@ def build_model(
         checkpoint_path: load this local file instead (``.pyth``, plain state dict or Lightning
             ``.ckpt``); see :func:`~lightning_multigrid.models.checkpoints.load_checkpoint`.
         dropout: dropout before the classification layer; ``None`` keeps the recipe's value.
+        allow_pickle: let a checkpoint that holds pickled Python objects be unpickled, which runs
+            code from the file (off: such files are refused; see ``read_checkpoint``).
         **overrides: further keyword arguments for the pytorchvideo builder (e.g. ``norm=``,
             ``stem_dim_out=``), plus ``stage_depths=(d1, d2, d3, d4)`` to keep only the first
             ``d_i`` residual blocks of stage ``i``. Changing the architecture makes a pretrained
@@ -460,7 +463,7 @@ def build_model(
     setattr(model, REQUIREMENTS_ATTR, requirements)
 
     if weights is not None:
-        result: CheckpointLoadResult = load_checkpoint(model, weights)
+        result: CheckpointLoadResult = load_checkpoint(model, weights, allow_pickle=allow_pickle)
         model.checkpoint_load_result = result
     return model
 
