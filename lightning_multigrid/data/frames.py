@@ -1,0 +1,219 @@
+"""Frame-folder input: one folder of JPEG frames per video, read like a video decoder.
+
+A frame folder holds one image per frame, named ``<prefix><number><ext>`` with a zero-padded,
+contiguous number (``000001.jpg``..., or Charades' ``<id>-000001.jpg``); frame ``i`` is the
+``i``-th file in that numbering. Folders written by ``lightning-multigrid prepare`` also hold
+:data:`META_NAME` (frame count, size, frame rate, naming), so probing them reads one small file
+instead of listing the folder.
+
+:class:`FrameFolderReader` implements the :class:`~.decoders.VideoDecoder` interface, so the
+datasets use it wherever a record's path is a directory (see :func:`decoder_for`):
+
+* only the ``T`` files a clip needs are opened;
+* a reduced short side is decoded in the JPEG's DCT domain (PIL's ``Image.draft`` scales by 1/2,
+  1/4 or 1/8 while decoding) and finished with one small resize; measured here on 320x240 frames,
+  0.22-0.25 ms per frame at a half or quarter short side against 0.34-0.35 ms for a full
+  ``torchvision.io.decode_jpeg`` plus resize, and 0.50-0.60 ms for PIL without ``draft``;
+* a frame wanted at its stored size goes through ``torchvision.io.decode_jpeg``, which is the
+  cheaper decoder when nothing is scaled (0.23 against 0.31 ms per 320x240 frame).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .decoders import VideoDecodeError, VideoDecoder, VideoInfo, resized_size
+
+__all__ = [
+    "FRAME_EXTENSIONS",
+    "META_NAME",
+    "FrameFolderInfo",
+    "FrameFolderReader",
+    "decoder_for",
+    "find_videos",
+    "is_frame_folder",
+    "frame_name",
+]
+
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: Written by ``prepare`` into every finished folder; its presence marks the folder as complete.
+META_NAME = "frames.json"
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)(?P<ext>\.[A-Za-z]+)$")
+
+
+@dataclass(frozen=True)
+class FrameFolderInfo(VideoInfo):
+    """:class:`~.decoders.VideoInfo` plus how frame ``i`` is named: ``prefix + str(start + i).zfill(digits) + ext``."""
+
+    prefix: str = ""
+    digits: int = 6
+    start: int = 1
+    ext: str = ".jpg"
+
+
+def frame_name(info: FrameFolderInfo, index: int) -> str:
+    """The file name of frame ``index`` (0-based) in a folder described by ``info``."""
+    return f"{info.prefix}{info.start + index:0{info.digits}d}{info.ext}"
+
+
+def is_frame_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a directory holding frames (a ``prepare`` marker or an image file)."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return False
+    if os.path.isfile(os.path.join(path, META_NAME)):
+        return True
+    with os.scandir(path) as entries:
+        return any(e.name.lower().endswith(FRAME_EXTENSIONS) and e.is_file() for e in entries)
+
+
+def find_videos(folder: str | os.PathLike, extensions: Sequence[str]) -> list[str]:
+    """Video files (by extension) and frame folders under ``folder``, sorted.
+
+    Frame folders are not descended into: listing every frame of a large dataset would cost
+    far more than the walk itself.
+    """
+    found = []
+    for directory, subdirs, files in os.walk(os.fspath(folder)):
+        subdirs.sort()
+        kept = []
+        for name in subdirs:
+            path = os.path.join(directory, name)
+            if not name.startswith(".") and is_frame_folder(path):
+                found.append(path)
+            elif not name.startswith("."):
+                kept.append(name)
+        subdirs[:] = kept
+        found.extend(os.path.join(directory, f) for f in files if f.lower().endswith(tuple(extensions)))
+    return sorted(found, key=lambda p: PurePath(p).parts)  # the order Path sorting gives
+
+
+def decoder_for(path: str | os.PathLike, video_decoder: VideoDecoder) -> VideoDecoder:
+    """The reader for ``path``: :data:`FRAME_READER` for a directory, else ``video_decoder``."""
+    return FRAME_READER if os.path.isdir(path) else video_decoder
+
+
+class FrameFolderReader:
+    """Reads frame folders through the :class:`~.decoders.VideoDecoder` interface.
+
+    It holds no state and no open files, so one instance serves every dataset and loader worker.
+    """
+
+    name = "frames"
+    decode_time_resize = True
+
+    def probe(self, path: str | os.PathLike) -> FrameFolderInfo:
+        path = os.fspath(path)
+        meta_path = os.path.join(path, META_NAME)
+        if os.path.isfile(meta_path):
+            return _info_from_meta(meta_path)
+        return _info_from_listing(path)
+
+    def decode(
+        self,
+        path: str | os.PathLike,
+        frame_indices: Sequence[int],
+        short_side: int | None = None,
+        info: VideoInfo | None = None,
+    ) -> torch.Tensor:
+        path = os.fspath(path)
+        if not isinstance(info, FrameFolderInfo):
+            info = self.probe(path)
+        indices = [int(i) for i in frame_indices]
+        if not indices:
+            raise ValueError(f"{path}: no frame indices requested")
+        if min(indices) < 0 or max(indices) >= info.num_frames:
+            raise VideoDecodeError(f"{path}: frame indices {min(indices)}..{max(indices)} outside [0, {info.num_frames})")
+        size = (info.width, info.height) if short_side is None else resized_size(info.width, info.height, short_side)
+        out = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8)
+        done: dict[int, int] = {}  # frame index -> row of ``out`` already holding it
+        for row, index in enumerate(indices):
+            if index in done:
+                out[row] = out[done[index]]
+                continue
+            file = os.path.join(path, frame_name(info, index))
+            try:
+                out[row] = _read_frame(file, size)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise VideoDecodeError(f"{file}: cannot read frame {index} ({type(exc).__name__}: {exc})") from exc
+            done[index] = row
+        # (T, H, W, C) -> (T, C, H, W) as a view: the augmentations slice it and normalisation
+        # copies it once, so making it contiguous here would be one more full copy per clip.
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+def _read_frame(file: str, size: tuple[int, int]) -> np.ndarray:
+    """One frame as ``(H, W, 3)`` ``uint8`` at ``size`` = ``(width, height)``."""
+    with Image.open(file) as image:
+        if image.size == size and image.format == "JPEG":
+            return _decode_jpeg_full(file)
+        # draft() picks the largest DCT scale (1/2, 1/4, 1/8) that keeps both sides >= size;
+        # it is a no-op for other formats and for sizes that need no reduction.
+        image.draft("RGB", size)
+        rgb = image.convert("RGB")
+    if rgb.size != size:
+        rgb = rgb.resize(size, Image.BILINEAR)  # antialiased when shrinking, like TF.resize
+    return np.asarray(rgb)
+
+
+def _decode_jpeg_full(file: str) -> np.ndarray:
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file  # noqa: PLC0415 - heavy import
+
+    return decode_jpeg(read_file(file), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy()
+
+
+def _info_from_meta(meta_path: str) -> FrameFolderInfo:
+    try:
+        meta = json.loads(open(meta_path).read())
+        return FrameFolderInfo(
+            int(meta["num_frames"]), int(meta["width"]), int(meta["height"]), float(meta.get("fps") or 0.0),
+            prefix=str(meta.get("prefix", "")), digits=int(meta.get("digits", 6)),
+            start=int(meta.get("start", 1)), ext=str(meta.get("ext", ".jpg")),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VideoDecodeError(f"{meta_path}: unreadable frame-folder metadata ({type(exc).__name__}: {exc})") from exc
+
+
+def _info_from_listing(path: str) -> FrameFolderInfo:
+    """Infer the naming from the folder's image files (folders not written by ``prepare``)."""
+    try:
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(FRAME_EXTENSIONS))
+    except OSError as exc:
+        raise VideoDecodeError(f"{path}: cannot list the frame folder ({exc})") from exc
+    if not names:
+        raise VideoDecodeError(f"{path}: no frame images ({', '.join(FRAME_EXTENSIONS)}) in the folder")
+    first, last = _NUMBERED.match(names[0]), _NUMBERED.match(names[-1])
+    if first is None or last is None:
+        raise VideoDecodeError(f"{path}: frame files must be numbered like 000001.jpg; found {names[0]!r}")
+    prefix, ext = first["prefix"], first["ext"]
+    start, digits = int(first["number"]), len(first["number"])
+    pattern = FrameFolderInfo(len(names), 0, 0, 0.0, prefix=prefix, digits=digits, start=start, ext=ext)
+    # Sorted zero-padded names are contiguous exactly when the last one is start + count - 1.
+    if last["prefix"] != prefix or names[-1] != frame_name(pattern, len(names) - 1):
+        raise VideoDecodeError(
+            f"{path}: frame files are not numbered contiguously ({names[0]} .. {names[-1]} for {len(names)} files)"
+        )
+    try:
+        with Image.open(os.path.join(path, names[0])) as image:
+            width, height = image.size
+    except OSError as exc:
+        raise VideoDecodeError(f"{path}/{names[0]}: unreadable first frame ({exc})") from exc
+    return FrameFolderInfo(len(names), width, height, 0.0, prefix=prefix, digits=digits, start=start, ext=ext)
+
+
+def iter_frame_files(path: str | os.PathLike, info: FrameFolderInfo) -> Iterator[str]:
+    """Every frame file of a folder in frame order (for verification)."""
+    for index in range(info.num_frames):
+        yield os.path.join(os.fspath(path), frame_name(info, index))
+
+
+FRAME_READER: VideoDecoder = FrameFolderReader()

@@ -1,0 +1,457 @@
+"""``lightning-multigrid prepare SRC OUT``: convert a video dataset into frame folders.
+
+Every video of the listed splits becomes ``OUT/<its path relative to SRC, without extension>/``
+holding ``000001.jpg``, ``000002.jpg``, ... (frame ``i`` of the video, in presentation order, every
+decoded frame once) and :data:`~.frames.META_NAME`. The split files are rewritten under ``OUT`` to
+point at the folders, so ``OUT`` is a dataset of the same format (``build_dataset(format, OUT, ...)``).
+
+* Parallel over processes; one thread per process (decoding and JPEG encoding are serial work).
+* Resumable: a video is written into ``.tmp-<name>-<pid>`` beside its target and renamed into
+  place after verification; the metadata file inside is the done-marker. A re-run skips finished
+  folders and removes temp folders an interruption left behind.
+* Unreadable videos are skipped and listed in ``OUT/prepare_report.json``; as in training, the run
+  stops once more than ``max_failure_rate`` of at least ``min_attempts`` conversions failed.
+* Verification: the folder holds exactly the frames decoded, and every JPEG decodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .datasets import VideoClipDataset, build_dataset
+from .decoders import resized_size
+from .frames import FRAME_READER, META_NAME, FrameFolderInfo, frame_name
+
+__all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "prepare_dataset", "prepare_main"]
+
+#: Split files used when none are given: the conventional names that exist under SRC.
+DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
+    "csv": ("train.csv", "val.csv", "test.csv"),
+    "folder": ("train", "val", "test"),
+    "ssv2": ("something-something-v2-train.json", "something-something-v2-validation.json", "train.json", "validation.json"),
+    "charades": ("Charades_v1_train.csv", "Charades_v1_test.csv", "train.csv", "test.csv"),
+}
+REPORT_NAME = "prepare_report.json"
+OPTIONS_NAME = "prepare_options.json"
+_TMP_PREFIX = ".tmp-"
+# The failure-rate rule of training, with training's defaults (one rule for both).
+_DATASET_DEFAULTS = inspect.signature(VideoClipDataset.__init__).parameters
+
+
+@dataclass
+class PrepareOptions:
+    """How frames are written: ``short_side`` (``None``: the source size; never enlarged), JPEG ``quality``."""
+
+    format: str = "csv"
+    splits: list[str] | None = None
+    labels_file: str | None = None
+    short_side: int | None = None
+    quality: int = 90
+    workers: int = max(1, os.cpu_count() or 1)
+    max_failure_rate: float = _DATASET_DEFAULTS["max_failure_rate"].default
+    min_attempts: int = _DATASET_DEFAULTS["min_attempts"].default
+    progress: bool = True
+
+
+@dataclass
+class PrepareSummary:
+    """What a run did; also written to ``OUT/prepare_report.json``."""
+
+    videos: int = 0
+    converted: int = 0
+    skipped_done: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    frames_written: int = 0
+    bytes_written: int = 0
+    video_seconds: float = 0.0
+    seconds: float = 0.0
+    split_files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: str
+    target: str
+
+
+# --------------------------------------------------------------------------------------------
+# One video (runs in a worker process)
+# --------------------------------------------------------------------------------------------
+def convert_video(source: str, target: str, short_side: int | None, quality: int) -> dict[str, Any]:
+    """Write ``source``'s frames into the folder ``target`` (atomically); returns its metadata."""
+    import av  # noqa: PLC0415 - worker-side import
+    from PIL import Image  # noqa: PLC0415
+
+    final = Path(target)
+    tmp = final.parent / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with av.open(source) as container:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+            stream = container.streams.video[0]
+            stream.thread_count = 1  # the worker processes are the parallelism
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            count, width, height = 0, 0, 0
+            for frame in container.decode(stream):
+                if count == 0:
+                    width, height = frame.width, frame.height
+                    if short_side is not None and short_side < min(width, height):
+                        width, height = resized_size(width, height, short_side)
+                # AREA averages every source pixel when shrinking.
+                rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA", threads=1)
+                Image.fromarray(rgb.to_ndarray()).save(tmp / f"{count + 1:06d}.jpg", quality=quality)
+                count += 1
+            declared = int(stream.frames or 0)
+        if count == 0:
+            raise ValueError("no decodable frames")
+        meta = {"num_frames": count, "width": width, "height": height, "fps": fps, "prefix": "", "digits": 6,
+                "start": 1, "ext": ".jpg", "declared_frames": declared, "quality": quality, "short_side": short_side}
+        _verify(tmp, meta)
+        meta["bytes"] = sum(f.stat().st_size for f in tmp.iterdir())
+        (tmp / META_NAME).write_text(json.dumps(meta))  # last file written: the done-marker
+        if final.exists():
+            shutil.rmtree(final)  # an unfinished folder from an older layout
+        os.rename(tmp, final)
+        return meta
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _verify(folder: Path, meta: dict[str, Any]) -> None:
+    """Exactly ``num_frames`` JPEGs, each decodable at the recorded size."""
+    from PIL import Image  # noqa: PLC0415
+
+    names = sorted(p.name for p in folder.iterdir())
+    info = FrameFolderInfo(meta["num_frames"], meta["width"], meta["height"], meta["fps"])
+    expected = [frame_name(info, i) for i in range(info.num_frames)]
+    if names != expected:
+        raise ValueError(f"wrote {len(names)} files, expected {len(expected)} frames")
+    for name in names:
+        with Image.open(folder / name) as image:
+            if image.size != (info.width, info.height):
+                raise ValueError(f"{name}: size {image.size}, expected {(info.width, info.height)}")
+            image.draft("RGB", (1, 1))  # entropy-decodes every block (catches truncation) at 1/8 scale
+            image.load()
+
+
+def _worker(job: _Job, short_side: int | None, quality: int) -> tuple[_Job, dict[str, Any] | None, str]:
+    try:
+        return job, convert_video(job.source, job.target, short_side, quality), ""
+    except Exception as exc:  # noqa: BLE001 - reported per video; the run goes on
+        return job, None, f"{type(exc).__name__}: {exc}".strip()
+
+
+# --------------------------------------------------------------------------------------------
+# The dataset
+# --------------------------------------------------------------------------------------------
+def _splits(options: PrepareOptions, src: Path) -> list[str]:
+    if options.splits:
+        return list(options.splits)
+    if options.format not in DEFAULT_SPLITS:
+        raise ValueError(f"format must be one of {', '.join(DEFAULT_SPLITS)}; got {options.format!r}")
+    found = [s for s in DEFAULT_SPLITS[options.format] if (src / s).exists()]
+    if options.format == "folder" and not found:
+        return ["."]  # the class folders sit in SRC itself
+    if not found:
+        raise FileNotFoundError(
+            f"{src}: none of the default {options.format} split files exist ({', '.join(DEFAULT_SPLITS[options.format])}); "
+            "name them with --splits"
+        )
+    return found
+
+
+def _load_split(options: PrepareOptions, src: Path, split: str) -> VideoClipDataset:
+    """The split's records, parsed by the training dataset class itself (one parser per format)."""
+    from ..keys import ClipShape  # noqa: PLC0415
+
+    extra: dict[str, Any] = {"check_files": False} if options.format != "folder" else {}
+    return build_dataset(options.format, src, split, "train", ClipShape(1, 1), labels_file=options.labels_file,  # type: ignore[arg-type]
+                         decoder=FRAME_READER, **extra)
+
+
+def _target(src: Path, out: Path, video: str) -> Path:
+    path = Path(video)
+    try:
+        relative = path.resolve().relative_to(src.resolve())
+    except ValueError:
+        raise ValueError(f"{video}: outside the source directory {src}; prepare needs paths under SRC") from None
+    if path.is_dir():
+        raise ValueError(f"{video}: already a frame folder")
+    return out / relative.with_suffix("")
+
+
+def _write_split(options: PrepareOptions, src: Path, out: Path, split: str, dataset: VideoClipDataset,
+                 done: Callable[[str], bool]) -> list[Path]:
+    """Write the split file(s) under OUT pointing at the finished frame folders."""
+    fmt, written = options.format, []
+    if fmt == "folder":
+        directory = Path(dataset.source)
+        for name in dataset.classes or []:  # every class folder, so labels keep their rank
+            (out / directory.resolve().relative_to(src.resolve()) / name).mkdir(parents=True, exist_ok=True)
+        return written
+    split_in = Path(split) if Path(split).is_absolute() else src / split
+    split_out = out / split_in.resolve().relative_to(src.resolve())
+    split_out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        lines = [f"{_target(src, out, r.path).relative_to(out).as_posix()} {r.label}" for r in dataset.records if done(r.path)]
+        split_out.write_text("\n".join(lines) + "\n")
+        for classes in (split_in.parent / "classes.txt", src / "classes.txt"):
+            if classes.is_file():
+                destination = out / classes.resolve().relative_to(src.resolve())
+                shutil.copyfile(classes, destination)
+                written.append(destination)
+    elif fmt == "ssv2":
+        entries = json.loads(split_in.read_text())
+        kept = [e for e in entries if (out / str(e["id"]) / META_NAME).is_file()]
+        split_out.write_text(json.dumps(kept))
+        labels = Path(options.labels_file) if options.labels_file else None
+        labels = labels if labels is None or labels.is_absolute() else src / labels
+        for candidate in ([labels] if labels else [split_in.parent / n for n in ("labels.json", "something-something-v2-labels.json")]):
+            if candidate.is_file():
+                destination = out / candidate.resolve().relative_to(src.resolve())
+                shutil.copyfile(candidate, destination)
+                written.append(destination)
+    else:  # charades
+        with split_in.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = [row for row in reader if (out / row["id"] / META_NAME).is_file()]
+            fields = reader.fieldnames or []
+        with split_out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    return [split_out, *written]
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions | None = None) -> PrepareSummary:
+    """Convert the videos of ``src`` (a dataset of ``options.format``) into frame folders under ``out``.
+
+    Raises:
+        RuntimeError: too many videos failed (the report is still written; finished folders stay).
+        ValueError, FileNotFoundError: bad options, an ``out`` prepared with other settings.
+    """
+    options = options or PrepareOptions()
+    if not 1 <= options.quality <= 100:
+        raise ValueError(f"quality: must be in [1, 100], got {options.quality}")
+    if options.short_side is not None and options.short_side < 2:
+        raise ValueError(f"short_side: must be >= 2, got {options.short_side}")
+    src_path, out_path = Path(src), Path(out)
+    if not src_path.is_dir():
+        raise FileNotFoundError(f"SRC {src_path} is not a directory")
+    started = time.perf_counter()
+    out_path.mkdir(parents=True, exist_ok=True)
+    _check_settings(out_path, options)
+    datasets = {split: _load_split(options, src_path, split) for split in _splits(options, src_path)}
+    summary = PrepareSummary()
+    jobs: dict[str, _Job] = {}
+    for dataset in datasets.values():
+        for record in dataset.records:
+            if record.path not in jobs:
+                jobs[record.path] = _Job(record.path, str(_target(src_path, out_path, record.path)))
+    summary.videos = len(jobs)
+    _remove_stale_temps(out_path)
+    todo = []
+    for job in jobs.values():
+        if (Path(job.target) / META_NAME).is_file():
+            summary.skipped_done += 1
+            _account(summary, json.loads((Path(job.target) / META_NAME).read_text()))
+        elif not os.path.isfile(job.source):
+            summary.missing.append(job.source)  # as in training: reported, not counted as a failure
+        else:
+            todo.append(job)
+    try:
+        _run(todo, options, summary)
+    finally:
+        done = {j.source for j in jobs.values() if (Path(j.target) / META_NAME).is_file()}
+        for split, dataset in datasets.items():
+            files = _write_split(options, src_path, out_path, split, dataset, done.__contains__)
+            summary.split_files.extend(str(f.relative_to(out_path)) for f in files if str(f.relative_to(out_path)) not in summary.split_files)
+        summary.seconds = time.perf_counter() - started
+        report = {**asdict(summary), "options": asdict(options), "bytes_per_video_hour": bytes_per_hour(summary)}
+        (out_path / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    return summary
+
+
+def bytes_per_hour(summary: PrepareSummary) -> float | None:
+    """Disk bytes per hour of source video (frames / fps summed over the converted videos)."""
+    return summary.bytes_written * 3600 / summary.video_seconds if summary.video_seconds > 0 else None
+
+
+def _check_settings(out: Path, options: PrepareOptions) -> None:
+    settings = {"format": options.format, "short_side": options.short_side, "quality": options.quality}
+    path = out / OPTIONS_NAME
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        if previous != settings:
+            raise ValueError(f"{out} was prepared with {previous}; this run asks for {settings}: use another OUT")
+    else:
+        path.write_text(json.dumps(settings) + "\n")
+
+
+def _remove_stale_temps(out: Path) -> None:
+    for directory, subdirs, _ in os.walk(out):
+        for name in [d for d in subdirs if d.startswith(_TMP_PREFIX)]:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+            subdirs.remove(name)
+
+
+def _account(summary: PrepareSummary, meta: dict[str, Any]) -> None:
+    summary.frames_written += meta["num_frames"]
+    summary.bytes_written += meta.get("bytes", 0)
+    if meta.get("fps"):
+        summary.video_seconds += meta["num_frames"] / meta["fps"]
+
+
+def _run(todo: list[_Job], options: PrepareOptions, summary: PrepareSummary) -> None:
+    progress = _Progress(len(todo), options.progress)
+    attempts = 0
+
+    def record(job: _Job, meta: dict[str, Any] | None, error: str) -> None:
+        nonlocal attempts
+        attempts += 1
+        if meta is None:
+            summary.failed.append({"path": job.source, "error": error})
+        else:
+            summary.converted += 1
+            _account(summary, meta)
+        progress.update(len(summary.failed))
+        failures = len(summary.failed)
+        if attempts >= options.min_attempts and failures / attempts > options.max_failure_rate:
+            raise RuntimeError(
+                f"prepare: {failures} of {attempts} videos failed ({failures / attempts:.0%} > "
+                f"max_failure_rate={options.max_failure_rate:g}); last: {job.source} ({error}). "
+                f"Finished folders are kept; see {REPORT_NAME}."
+            )
+
+    try:
+        if options.workers <= 1:
+            for job in todo:
+                record(*_worker(job, options.short_side, options.quality))
+            return
+        with ProcessPoolExecutor(max_workers=options.workers) as pool:
+            pending: set[Future] = set()
+            queue = iter(todo)
+            try:
+                _top_up(pool, pending, queue, 2 * options.workers, options)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        record(*future.result())
+                    _top_up(pool, pending, queue, 2 * options.workers, options)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        progress.close()
+
+
+def _top_up(pool: ProcessPoolExecutor, pending: set[Future], queue: Iterable[_Job], size: int, options: PrepareOptions) -> None:
+    """Keep a few jobs queued per worker (not all: a stop must not wait for the whole dataset)."""
+    for job in queue:
+        pending.add(pool.submit(_worker, job, options.short_side, options.quality))
+        if len(pending) >= size:
+            return
+
+
+class _Progress:
+    """tqdm on stderr when installed, else a plain line every few percent."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.count, self.enabled, self._bar = total, 0, enabled and total > 0, None
+        self._start, self._last = time.perf_counter(), -1
+        if self.enabled:
+            try:
+                from tqdm import tqdm  # noqa: PLC0415
+
+                self._bar = tqdm(total=total, unit="video", desc="prepare", file=sys.stderr)
+            except ImportError:
+                pass
+
+    def update(self, failed: int) -> None:
+        self.count += 1
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.set_postfix(failed=failed, refresh=False)
+            self._bar.update(1)
+            return
+        percent = 100 * self.count // self.total
+        if percent // 5 != self._last // 5 or self.count == self.total:
+            self._last = percent
+            rate = self.count / max(time.perf_counter() - self._start, 1e-9)
+            print(f"prepare: {self.count}/{self.total} videos ({percent}%), {failed} failed, {rate:.1f} videos/s",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+def prepare_main(argv: list[str] | None = None) -> int:
+    """``lightning-multigrid prepare SRC OUT [...]``; returns the exit code (2: bad arguments, 1: failed)."""
+    parser = argparse.ArgumentParser(
+        prog="lightning-multigrid prepare",
+        description="Convert a video dataset (csv, folder, ssv2 or charades layout) into JPEG frame folders "
+                    "with split files pointing at them. Re-running resumes and skips finished videos.",
+    )
+    parser.add_argument("src", metavar="SRC", help="the video dataset directory (split paths are relative to it)")
+    parser.add_argument("out", metavar="OUT", help="where the frame folders and split files go")
+    parser.add_argument("--format", default="csv", choices=sorted(DEFAULT_SPLITS), help="annotation format (default csv)")
+    parser.add_argument("--splits", nargs="+", default=None,
+                        help="split files (folder format: split subfolders); default: the conventional names found in SRC")
+    parser.add_argument("--labels-file", default=None, help="SSv2 labels JSON (default: labels.json beside the split)")
+    parser.add_argument("--short-side", type=int, default=None,
+                        help="rescale frames to this short side (never enlarged; default: keep the source size). "
+                             "Choose at least the largest training jitter size.")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100 (default 90)")
+    parser.add_argument("--workers", type=int, default=PrepareOptions.workers, help="processes (default: all cores)")
+    parser.add_argument("--max-failure-rate", type=float, default=PrepareOptions.max_failure_rate,
+                        help="stop when more than this fraction of conversions failed (training's rule and default)")
+    parser.add_argument("--min-attempts", type=int, default=PrepareOptions.min_attempts,
+                        help="conversions before --max-failure-rate applies")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    options = PrepareOptions(format=args.format, splits=args.splits, labels_file=args.labels_file,
+                             short_side=args.short_side, quality=args.quality, workers=args.workers,
+                             max_failure_rate=args.max_failure_rate, min_attempts=args.min_attempts,
+                             progress=not args.no_progress)
+    try:
+        summary = prepare_dataset(args.src, args.out, options)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 1
+    for failure in summary.failed:
+        print(f"skipped unreadable video {failure['path']}: {failure['error']}", file=sys.stderr)
+    for path in summary.missing:
+        print(f"skipped missing video {path}", file=sys.stderr)
+    per_hour = bytes_per_hour(summary)
+    print(f"prepared {summary.converted} videos ({summary.skipped_done} already done, {len(summary.failed)} unreadable, "
+          f"{len(summary.missing)} missing) in {summary.seconds:.1f} s; {summary.bytes_written / 2**20:.1f} MiB"
+          + (f", {per_hour / 2**30:.2f} GiB per hour of video" if per_hour else "")
+          + f"; split files: {', '.join(summary.split_files) or 'none (folder layout)'}")
+    return 0
