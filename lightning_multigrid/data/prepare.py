@@ -17,32 +17,25 @@ point at the folders, so ``OUT`` is a dataset of the same format (``build_datase
 from __future__ import annotations
 
 import argparse
-import csv
 import inspect
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .datasets import VideoClipDataset, build_dataset
+from .datasets import VideoClipDataset
 from .decoders import resized_size
-from .frames import FRAME_READER, META_NAME, FrameFolderInfo, frame_name
+from .frames import META_NAME, FrameFolderInfo, frame_name
+from .prepare_layout import DEFAULT_SPLITS, frame_folder_of, load_split, split_names, write_split
 
 __all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "prepare_dataset", "prepare_main"]
 
-#: Split files used when none are given: the conventional names that exist under SRC.
-DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
-    "csv": ("train.csv", "val.csv", "test.csv"),
-    "folder": ("train", "val", "test"),
-    "ssv2": ("something-something-v2-train.json", "something-something-v2-validation.json", "train.json", "validation.json"),
-    "charades": ("Charades_v1_train.csv", "Charades_v1_test.csv", "train.csv", "test.csv"),
-}
 REPORT_NAME = "prepare_report.json"
 OPTIONS_NAME = "prepare_options.json"
 _TMP_PREFIX = ".tmp-"
@@ -158,88 +151,6 @@ def _worker(job: _Job, short_side: int | None, quality: int) -> tuple[_Job, dict
 
 
 # --------------------------------------------------------------------------------------------
-# The dataset
-# --------------------------------------------------------------------------------------------
-def _splits(options: PrepareOptions, src: Path) -> list[str]:
-    if options.splits:
-        return list(options.splits)
-    if options.format not in DEFAULT_SPLITS:
-        raise ValueError(f"format must be one of {', '.join(DEFAULT_SPLITS)}; got {options.format!r}")
-    found = [s for s in DEFAULT_SPLITS[options.format] if (src / s).exists()]
-    if options.format == "folder" and not found:
-        return ["."]  # the class folders sit in SRC itself
-    if not found:
-        raise FileNotFoundError(
-            f"{src}: none of the default {options.format} split files exist ({', '.join(DEFAULT_SPLITS[options.format])}); "
-            "name them with --splits"
-        )
-    return found
-
-
-def _load_split(options: PrepareOptions, src: Path, split: str) -> VideoClipDataset:
-    """The split's records, parsed by the training dataset class itself (one parser per format)."""
-    from ..keys import ClipShape  # noqa: PLC0415
-
-    extra: dict[str, Any] = {"check_files": False} if options.format != "folder" else {}
-    return build_dataset(options.format, src, split, "train", ClipShape(1, 1), labels_file=options.labels_file,  # type: ignore[arg-type]
-                         decoder=FRAME_READER, **extra)
-
-
-def _target(src: Path, out: Path, video: str) -> Path:
-    path = Path(video)
-    try:
-        relative = path.resolve().relative_to(src.resolve())
-    except ValueError:
-        raise ValueError(f"{video}: outside the source directory {src}; prepare needs paths under SRC") from None
-    if path.is_dir():
-        raise ValueError(f"{video}: already a frame folder")
-    return out / relative.with_suffix("")
-
-
-def _write_split(options: PrepareOptions, src: Path, out: Path, split: str, dataset: VideoClipDataset,
-                 done: Callable[[str], bool]) -> list[Path]:
-    """Write the split file(s) under OUT pointing at the finished frame folders."""
-    fmt, written = options.format, []
-    if fmt == "folder":
-        directory = Path(dataset.source)
-        for name in dataset.classes or []:  # every class folder, so labels keep their rank
-            (out / directory.resolve().relative_to(src.resolve()) / name).mkdir(parents=True, exist_ok=True)
-        return written
-    split_in = Path(split) if Path(split).is_absolute() else src / split
-    split_out = out / split_in.resolve().relative_to(src.resolve())
-    split_out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        lines = [f"{_target(src, out, r.path).relative_to(out).as_posix()} {r.label}" for r in dataset.records if done(r.path)]
-        split_out.write_text("\n".join(lines) + "\n")
-        for classes in (split_in.parent / "classes.txt", src / "classes.txt"):
-            if classes.is_file():
-                destination = out / classes.resolve().relative_to(src.resolve())
-                shutil.copyfile(classes, destination)
-                written.append(destination)
-    elif fmt == "ssv2":
-        entries = json.loads(split_in.read_text())
-        kept = [e for e in entries if (out / str(e["id"]) / META_NAME).is_file()]
-        split_out.write_text(json.dumps(kept))
-        labels = Path(options.labels_file) if options.labels_file else None
-        labels = labels if labels is None or labels.is_absolute() else src / labels
-        for candidate in ([labels] if labels else [split_in.parent / n for n in ("labels.json", "something-something-v2-labels.json")]):
-            if candidate.is_file():
-                destination = out / candidate.resolve().relative_to(src.resolve())
-                shutil.copyfile(candidate, destination)
-                written.append(destination)
-    else:  # charades
-        with split_in.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = [row for row in reader if (out / row["id"] / META_NAME).is_file()]
-            fields = reader.fieldnames or []
-        with split_out.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-    return [split_out, *written]
-
-
-# --------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------
 def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions | None = None) -> PrepareSummary:
@@ -260,13 +171,14 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
     started = time.perf_counter()
     out_path.mkdir(parents=True, exist_ok=True)
     _check_settings(out_path, options)
-    datasets = {split: _load_split(options, src_path, split) for split in _splits(options, src_path)}
+    datasets = {split: load_split(options.format, src_path, split, options.labels_file)
+                for split in split_names(options.format, src_path, options.splits)}
     summary = PrepareSummary()
     jobs: dict[str, _Job] = {}
     for dataset in datasets.values():
         for record in dataset.records:
             if record.path not in jobs:
-                jobs[record.path] = _Job(record.path, str(_target(src_path, out_path, record.path)))
+                jobs[record.path] = _Job(record.path, str(frame_folder_of(src_path, out_path, record.path)))
     summary.videos = len(jobs)
     _remove_stale_temps(out_path)
     todo = []
@@ -283,7 +195,7 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
     finally:
         done = {j.source for j in jobs.values() if (Path(j.target) / META_NAME).is_file()}
         for split, dataset in datasets.items():
-            files = _write_split(options, src_path, out_path, split, dataset, done.__contains__)
+            files = write_split(options.format, src_path, out_path, split, dataset, done.__contains__, options.labels_file)
             summary.split_files.extend(str(f.relative_to(out_path)) for f in files if str(f.relative_to(out_path)) not in summary.split_files)
         summary.seconds = time.perf_counter() - started
         report = {**asdict(summary), "options": asdict(options), "bytes_per_video_hour": bytes_per_hour(summary)}
