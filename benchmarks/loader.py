@@ -10,7 +10,8 @@ For every grid (clip shape and batch) of a schedule, by default the demo recipe 
   loss, backward, SGD step on a random batch of that shape);
 * the per-clip load cost split into open (probe and container/reader open), decode,
   convert/resize (colour conversion, rescale, tensor copies), augment (sampling, crop, flip,
-  normalise) and collate, measured on the real code path by timing wrappers around its pieces.
+  normalise) and collate, measured on the real code path by timing wrappers around its pieces,
+  in CPU time of the main process (robust to other processes' load; see ``stage_timing``).
 
 The acceptance figure of issue #12 is the per-clip load cost at the coarsest grid over the
 base grid's with frame-folder input (wanted: <= 1/4). Timings on a shared machine are noisy:
@@ -100,16 +101,16 @@ def loader_rate(dataset: CsvVideoDataset, shape: ClipShape, batch: int, workers:
 
 
 def stage_costs(dataset: CsvVideoDataset, shape: ClipShape, batch: int, clips: int) -> dict[str, float]:
-    """Per-clip milliseconds of each stage, in the main process, cold probes (as a first epoch)."""
+    """Per-clip CPU milliseconds of each stage, in the main process, cold probes (as a first epoch)."""
     torch.manual_seed(0)
     timer = stage_timing.StageTimer()
     count, collate_s = 0, 0.0
     with timer.instrument(dataset):
         while count < clips:
             items = [timer.item(dataset, ClipKey((count + i) % len(dataset), shape)) for i in range(batch)]
-            start = time.perf_counter()
+            start = time.process_time()  # CPU time, like the stage timer
             default_collate(items)
-            collate_s += time.perf_counter() - start
+            collate_s += time.process_time() - start
             count += batch
     costs = timer.per_clip_ms(count)
     costs["collate"] = 1e3 * collate_s / count
@@ -166,7 +167,7 @@ def format_tables(result: dict[str, Any]) -> str:
     for row in result["throughput"]:
         lines.append(f"| {row['grid']} | {row['input']} | {row['workers']} | {row['loader_clips_per_s']:.1f} | "
                      f"{row['trainer_clips_per_s']:.1f} | {row['loader_over_trainer']:.2f} |")
-    lines += ["", "| grid (T x S, B) | input | " + " | ".join(f"{s} ms" for s in STAGES) + " | total ms/clip |",
+    lines += ["", "| grid (T x S, B) | input | " + " | ".join(f"{s} ms" for s in STAGES) + " | total CPU ms/clip |",
               "|---|---|" + "---|" * (len(STAGES) + 1)]
     for row in result["stages"]:
         cells = " | ".join(f"{row[s]:.2f}" for s in (*STAGES, "total"))

@@ -7,13 +7,17 @@
 * the decoders' ``decode`` calls (the video backend's and the frame-folder reader's): their time
   less the opens and conversions inside them is **decode**;
 * PyAV's RGB converter (``decoders._frame_converter``), post-decode rescales
-  (``decoders._resize_tensor``) and PIL resizes (frame folders): **convert_resize**;
+  (``decoders._resize_tensor``, ``frames._resize_clip``) and PIL resizes: **convert_resize**;
 * ``dataset[key]`` as a whole (via :meth:`StageTimer.item`): what is left after probe and decode is
   **augment** (index sampling, crop, flip, normalisation).
 
 decord converts to RGB (and rescales, when asked) inside ``get_batch``, which cannot be split;
 its conversion counts as decode. Wrappers that find no target (a renamed private function) are
 skipped, and that stage then reads low: the total stays right.
+
+Times are the process's CPU time (``time.process_time``, all its threads), not wall-clock: on a
+shared machine wall-clock per-clip figures swing by 2x with other processes' load, CPU time much
+less, and with one thread per clip the two agree on an idle machine.
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ class StageTimer:
                 return function(*args, **kwargs)
             outer = self._decoding
             self._decoding = outer or key == "decode_call"
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[key] += time.perf_counter() - start
+                self.seconds[key] += time.process_time() - start
                 self._decoding = outer
 
         return wrapper
@@ -74,6 +78,7 @@ class StageTimer:
             patch(decoders_module, "_frame_converter", "convert",
                   lambda make: lambda *a, **k: self._timed("convert", make(*a, **k)))
             patch(Image.Image, "resize", "convert")
+            patch(frames_module, "_resize_clip", "convert")
             try:
                 import av  # noqa: PLC0415
 
