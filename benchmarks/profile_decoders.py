@@ -13,8 +13,9 @@ S0 + 8 / 256) and the coarsest grid's (T=4, stride 8, short side halved), this t
 * a whole training item (``VideoClipDataset.__getitem__``: sampling, decode, crop, normalise) with
   the current and the proposed decoder.
 
-Every figure is the best per-call time over ``--repeats`` rounds of ``--n`` calls; each round times
-every row, so a before/after pair sees the same background load. One thread. Usage: ``python benchmarks/profile_decoders.py [--out FILE.json]``.
+Every figure is the best per-call CPU time of the process (``time.process_time``: all its threads,
+so swscale's helper threads count) over ``--repeats`` rounds of ``--n`` calls; each round times
+every row, so a before/after pair sees the same background load. Torch uses one thread. Usage: ``python benchmarks/profile_decoders.py [--out FILE.json]``.
 """
 
 from __future__ import annotations
@@ -74,14 +75,14 @@ def interleaved_best_ms(rows: dict[str, Callable[[], object]], n: int, repeats: 
     for round_ in range(repeats + 1):  # the first round warms up and is not counted
         for name, fn in rows.items():
             try:
-                start = time.perf_counter()
+                start = time.process_time()
                 for _ in range(n):
                     fn()
             except decord.DECORDError:  # decord 0.6 cannot copy some scaled widths (16, 24, 48, 72 px)
                 best[name] = float("nan")
                 continue
             if round_ > 0:
-                best[name] = min(best[name], (time.perf_counter() - start) / n)
+                best[name] = min(best[name], (time.process_time() - start) / n)
     return {name: 1e3 * value for name, value in best.items()}
 
 
