@@ -139,6 +139,18 @@ def test_corrupt_videos_are_skipped_and_reported(source: Path, tmp_path: Path, c
     assert json.loads((tmp_path / "strict" / REPORT_NAME).read_text())["failed"]  # reported all the same
 
 
+def test_two_videos_for_one_folder_are_refused(source: Path, tmp_path: Path) -> None:
+    video = _videos(source)[0]
+    twin = video.with_suffix(".mkv")
+    shutil.copyfile(video, twin)
+    relative = twin.relative_to(source).as_posix()
+    (source / "train.csv").write_text((source / "train.csv").read_text() + f"{relative} 0\n")
+    with pytest.raises(ValueError, match="would both become") as refused:
+        prepare_dataset(source, tmp_path / "out", PrepareOptions(**QUIET))
+    assert str(video) in str(refused.value) and str(twin) in str(refused.value)
+    assert not (tmp_path / "out" / "prepare_options.json").exists()  # nothing pinned by a refused run
+
+
 def _ssv2_and_charades_layouts(root: Path, tmp_path: Path) -> tuple[Path, Path]:
     """The session videos as a flat SSv2 directory (JSON) and a Charades directory (CSV with actions)."""
     ssv2, charades = tmp_path / "ssv2", tmp_path / "charades"

@@ -170,15 +170,20 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
         raise FileNotFoundError(f"SRC {src_path} is not a directory")
     started = time.perf_counter()
     out_path.mkdir(parents=True, exist_ok=True)
-    _check_settings(out_path, options)
     datasets = {split: load_split(options.format, src_path, split, options.labels_file)
                 for split in split_names(options.format, src_path, options.splits)}
     summary = PrepareSummary()
     jobs: dict[str, _Job] = {}
+    owners: dict[str, str] = {}  # target folder -> source video
     for dataset in datasets.values():
         for record in dataset.records:
-            if record.path not in jobs:
-                jobs[record.path] = _Job(record.path, str(frame_folder_of(src_path, out_path, record.path)))
+            if record.path in jobs:
+                continue  # listed by several splits
+            target = str(frame_folder_of(src_path, out_path, record.path))
+            if owners.setdefault(target, record.path) != record.path:
+                raise ValueError(f"{owners[target]} and {record.path} would both become {target}; rename one")
+            jobs[record.path] = _Job(record.path, target)
+    _check_settings(out_path, options)  # after the splits parsed: a typo must not pin the settings
     summary.videos = len(jobs)
     _remove_stale_temps(out_path)
     todo = []
@@ -220,10 +225,17 @@ def _check_settings(out: Path, options: PrepareOptions) -> None:
 
 
 def _remove_stale_temps(out: Path) -> None:
+    """Delete the temp folders an interrupted run left; finished frame folders are not entered
+    (listing every frame of a large dataset would dominate a resumed run's start)."""
     for directory, subdirs, _ in os.walk(out):
-        for name in [d for d in subdirs if d.startswith(_TMP_PREFIX)]:
-            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
-            subdirs.remove(name)
+        kept = []
+        for name in subdirs:
+            path = os.path.join(directory, name)
+            if name.startswith(_TMP_PREFIX):
+                shutil.rmtree(path, ignore_errors=True)
+            elif not os.path.isfile(os.path.join(path, META_NAME)):
+                kept.append(name)
+        subdirs[:] = kept
 
 
 def _account(summary: PrepareSummary, meta: dict[str, Any]) -> None:
