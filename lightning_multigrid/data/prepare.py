@@ -106,7 +106,8 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
                     if short_side is not None and short_side < min(width, height):
                         width, height = resized_size(width, height, short_side)
                 # AREA averages every source pixel when shrinking.
-                rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA", threads=1)
+                rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA",
+                                     **_ONE_SWSCALE_THREAD)
                 Image.fromarray(rgb.to_ndarray()).save(tmp / f"{count + 1:06d}.jpg", quality=quality)
                 count += 1
             declared = int(stream.frames or 0)
@@ -124,6 +125,17 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _one_swscale_thread() -> dict[str, int]:
+    """PyAV >= 17 converts with several threads by default, which costs more than it saves on
+    video-sized frames inside parallel workers; older versions have no such argument."""
+    import av  # noqa: PLC0415
+
+    return {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+
+
+_ONE_SWSCALE_THREAD = _one_swscale_thread()
 
 
 def _verify(folder: Path, meta: dict[str, Any]) -> None:
