@@ -82,6 +82,23 @@ def schedule_grids(schedule: MultigridSchedule) -> list[dict[str, Any]]:
     return sorted(grids.values(), key=lambda g: (g["shape"].num_frames * g["shape"].crop_size ** 2, -g["batch_size"]))
 
 
+def scaled_grids(grids: list[dict[str, Any]], crop_size: int, short_side: int) -> list[dict[str, Any]]:
+    """The grids with crops and jitter scaled so that S0 is 224/256 of ``short_side`` (Kinetics' ratio).
+
+    The demo recipe (S0 = 64 on 64 px videos) meets larger sources this way at the sizes a real
+    recipe would ask of them; batches stay.
+    """
+    scale = short_side * 224 / 256 / crop_size
+    out = []
+    for grid in grids:
+        shape = grid["shape"]
+        jitter = shape.jitter_range or (shape.crop_size, shape.crop_size)
+        out.append({"shape": shape.with_(crop_size=round(shape.crop_size * scale),
+                                         jitter_range=(round(jitter[0] * scale), round(jitter[1] * scale))),
+                    "batch_size": grid["batch_size"]})
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Measurements
 # --------------------------------------------------------------------------------------------
@@ -181,7 +198,8 @@ def format_tables(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two grids, few clips, PyAV and frames only (a test runs it)")
-    parser.add_argument("--video-size", default=None, help="source WIDTHxHEIGHT (default: the demo's)")
+    parser.add_argument("--video-size", default=None,
+                        help="source WIDTHxHEIGHT (default: the demo's); other sizes scale the grids (see scaled_grids)")
     parser.add_argument("--frames-short-side", type=int, default=None, help="prepare's --short-side (default: source size)")
     parser.add_argument("--decoders", nargs="+", default=["pyav", "decord"], help="video decoders to compare")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="loader worker counts")
@@ -194,6 +212,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     schedule, demo = demo_schedule()
     grids = schedule_grids(schedule)
     size = _parse_size(args.video_size or demo["video_size"])
+    stored_short = min(args.frames_short_side or min(size), min(size))
+    if stored_short != schedule.recipe.crop_size:  # sources larger than the demo's: real-recipe sizes
+        grids = scaled_grids(grids, schedule.recipe.crop_size, stored_short)
     decoders, workers, clips, iterations = args.decoders, args.workers, args.clips, 5
     if args.quick:
         grids, decoders, workers, clips, iterations = [grids[0], grids[-1]], ["pyav"], [0], 8, 1
@@ -211,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name, root, decoder in sources:
             dataset = CsvVideoDataset(root, "train.csv", shape, "train", decoder=decoder, cache_probes=False,
                                       random_flip=False)
-            costs = stage_costs(dataset, shape, batch, max(clips // 4, batch))
+            costs = stage_costs(dataset, shape, batch, max(clips, 2 * batch))
             result["stages"].append({"grid": label, "input": name, **costs})
             for count in workers:
                 rate = loader_rate(dataset, shape, batch, count, clips)

@@ -101,12 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  videos_per_class=args.videos_per_class, size=(width, height),
                                  num_frames=args.frames, fps=30, seed=0)
     schedule, _ = loader.demo_schedule()
-    # The demo's grids with the crop scaled to the stored short side (S0 = 224/256 of it, as for Kinetics).
-    scale = short * 224 / 256 / schedule.recipe.crop_size
-    grids = [{"shape": g["shape"].with_(crop_size=round(g["shape"].crop_size * scale),
-                                        jitter_range=(round(g["shape"].jitter_range[0] * scale),
-                                                      round(g["shape"].jitter_range[1] * scale))),
-              "batch_size": g["batch_size"]} for g in loader.schedule_grids(schedule)]
+    grids = loader.scaled_grids(loader.schedule_grids(schedule), schedule.recipe.crop_size, short)
     listed = [line.rsplit(" ", 1)[0] for line in (src / "train.csv").read_text().split("\n") if line]
     source_bytes = sum((src / p).stat().st_size for p in listed)
     rows = []
