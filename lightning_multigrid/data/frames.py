@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -235,12 +235,6 @@ def _info_from_listing(path: str) -> FrameFolderInfo:
     except OSError as exc:
         raise VideoDecodeError(f"{path}/{names[0]}: unreadable first frame ({exc})") from exc
     return FrameFolderInfo(len(names), width, height, 0.0, prefix=prefix, digits=digits, start=start, ext=ext)
-
-
-def iter_frame_files(path: str | os.PathLike, info: FrameFolderInfo) -> Iterator[str]:
-    """Every frame file of a folder in frame order (for verification)."""
-    for index in range(info.num_frames):
-        yield os.path.join(os.fspath(path), frame_name(info, index))
 
 
 FRAME_READER: VideoDecoder = FrameFolderReader()
