@@ -14,8 +14,8 @@ datasets use it wherever a record's path is a directory (see :func:`decoder_for`
   ``Image.draft`` scales by 1/2, 1/4 or 1/8 while decoding) and finished with one small resize:
   16 frames of 320x240 to 160x120 cost 2.4 ms of CPU here, against 5.5 ms for a full decode
   plus resize;
-* other sizes are decoded at the stored size by ``torchvision.io.decode_image`` (libjpeg-turbo) and
-  the clip is resized in one call, as the video decoders do: 6.9 ms for those 16 frames to
+* other sizes are decoded at the stored size by torchvision's libjpeg-turbo decoder (one batched
+  call per clip) and the clip is resized in one call, as the video decoders do: 6.9 ms for those 16 frames to
   298x224, against 12.9 ms for PIL decoding and resizing frame by frame.
 """
 
