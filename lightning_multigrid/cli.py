@@ -3,6 +3,7 @@
 Subcommands:
     schedule         print (or plot, or emit as JSON) the multigrid schedule of a baseline recipe
     make-synthetic   write the synthetic action dataset (real encoded videos + CSV splits)
+    prepare          convert a video dataset into JPEG frame folders (faster loading)
     fit|validate|test|predict
                      LightningCLI over VideoClassifier + VideoDataModule, with MultigridCallback
                      configurable under ``trainer.callbacks``
@@ -108,7 +109,13 @@ def _lightning_cli_main(argv: Sequence[str]) -> int:
     return 0
 
 
-_SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_main}
+def _prepare_main(argv: Sequence[str]) -> int:
+    from lightning_multigrid.data.prepare import prepare_main
+
+    return prepare_main(list(argv))
+
+
+_SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_main, "prepare": _prepare_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from ..keys import ClipShape, unpack_key
 from . import transforms as T
 from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
 from .failures import SkippedVideos
+from .frames import decoder_for, find_videos
 from .list_file import parse_list_line
 
 __all__ = [
@@ -283,7 +284,7 @@ class VideoClipDataset(Dataset):
         """The decoder's :class:`~.decoders.VideoInfo` for ``path``, cached per process."""
         info = self._info_cache.get(path)
         if info is None:
-            info = self.decoder.probe(path)
+            info = decoder_for(path, self.decoder).probe(path)
             if info.num_frames < 1:
                 raise ValueError(f"{path}: video has no frames")
             if self.cache_probes:
@@ -291,9 +292,11 @@ class VideoClipDataset(Dataset):
         return info
 
     def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
-        if not os.path.isfile(record.path):
+        # A directory is a frame folder (see .frames), read by the frame reader.
+        decoder = decoder_for(record.path, self.decoder)
+        if not os.path.exists(record.path):
             raise FileNotFoundError(f"{record.path}: no such file")
-        if os.path.getsize(record.path) == 0:
+        if os.path.isfile(record.path) and os.path.getsize(record.path) == 0:
             raise ValueError(f"{record.path}: empty file")
         info = self.probe(record.path)
         n, num_frames, crop = info.num_frames, shape.num_frames, shape.crop_size
@@ -303,7 +306,7 @@ class VideoClipDataset(Dataset):
             else:
                 indices, _ = T.random_clip_indices(n, num_frames, shape.stride_range)
             short_side = T.random_short_side(shape.jitter_range or (crop, crop))
-            frames = self.decoder.decode(record.path, indices, short_side=short_side, info=info)
+            frames = decoder.decode(record.path, indices, short_side=short_side, info=info)
             frames = T.random_crop(frames, crop)
             if self.random_flip:
                 frames = T.random_horizontal_flip(frames)
@@ -313,7 +316,7 @@ class VideoClipDataset(Dataset):
                 indices = T.segment_indices(n, num_frames, False, clip, self.test_num_clips)
             else:
                 indices = T.uniform_clip_indices(n, num_frames, shape.stride_range[0], clip, self.test_num_clips)
-            frames = self.decoder.decode(record.path, indices, short_side=crop, info=info)
+            frames = decoder.decode(record.path, indices, short_side=crop, info=info)
             frames = T.spatial_crop(frames, crop, crop_index, self.test_num_crops)
         if frames.shape[0] != num_frames:
             raise ValueError(f"{record.path}: decoder returned {frames.shape[0]} of {num_frames} frames")
@@ -348,8 +351,8 @@ def _resolve(root: Path, path: str | os.PathLike) -> Path:
 
 def _drop_missing(records: list[VideoRecord], source: str) -> list[VideoRecord]:
     """Report (once, with a count and examples) and drop records whose file does not exist."""
-    kept = [r for r in records if os.path.isfile(r.path)]
-    missing = [r.path for r in records if not os.path.isfile(r.path)]
+    kept = [r for r in records if os.path.exists(r.path)]  # a file or a frame folder
+    missing = [r.path for r in records if not os.path.exists(r.path)]
     if missing:
         examples = ", ".join(missing[:_REPORT_PATHS]) + (", ..." if len(missing) > _REPORT_PATHS else "")
         if not kept:
@@ -467,8 +470,7 @@ class FolderVideoDataset(VideoClipDataset):
             folder = directory / name
             if not folder.is_dir():
                 continue  # a class without videos in this split
-            files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
-            records.extend(VideoRecord(str(p), label) for p in files)
+            records.extend(VideoRecord(p, label) for p in find_videos(folder, VIDEO_EXTENSIONS))
         if not records:
             raise ValueError(f"{directory}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in the class folders")
         options.setdefault("num_classes", len(classes))
@@ -565,6 +567,8 @@ class SSv2Dataset(VideoClipDataset):
         for ext in (".webm", ".mp4"):
             if (root / f"{video_id}{ext}").is_file():
                 return root / f"{video_id}{ext}"
+        if (root / video_id).is_dir():
+            return root / video_id  # a frame folder, as the reference reads SSv2
         return root / f"{video_id}.webm"
 
 
@@ -604,7 +608,9 @@ class CharadesDataset(VideoClipDataset):
                 raise ValueError(f"{split_path}: needs columns 'id' and 'actions', has {reader.fieldnames}")
             for row in reader:
                 ids = self.parse_actions(row["actions"] or "", f"{split_path}:{reader.line_num}")
-                records.append(VideoRecord(str(root / f"{row['id']}.mp4"), ids))
+                # Charades is distributed as videos and as frame folders (<root>/<id>/<id>-000001.jpg).
+                folder = root / row["id"]
+                records.append(VideoRecord(str(folder if folder.is_dir() else root / f"{row['id']}.mp4"), ids))
         if not records:
             raise ValueError(f"{split_path}: no videos listed")
         if check_files:

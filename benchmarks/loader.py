@@ -1,0 +1,272 @@
+"""Does the loader keep up with the trainer at every multigrid grid? (issue #12)
+
+For every grid (clip shape and batch) of a schedule, by default the demo recipe of
+``benchmarks/speedup.py``, this measures
+
+* the clips/s the loader delivers (``DataLoader`` over the training dataset, ``ClipKey`` batches of
+  that grid, collate included), per input (video files through each decoder, or frame folders
+  written by ``prepare``) and per worker count (0 = the main process; worker start-up excluded);
+* the clips/s the trainer consumes at that grid: the demo model's compute-only rate (forward,
+  loss, backward, SGD step on a random batch of that shape);
+* the per-clip load cost split into open (probe and container/reader open), decode,
+  convert/resize (colour conversion, rescale, tensor copies), augment (sampling, crop, flip,
+  normalise) and collate, measured on the real code path by timing wrappers around its pieces,
+  in CPU time of the main process (robust to other processes' load; see ``stage_timing``).
+
+The acceptance figure of issue #12 is the per-clip load cost at the coarsest grid over the
+base grid's with frame-folder input (wanted: <= 1/4). Timings on a shared machine are noisy:
+compare ratios within one run. Results: a table on stdout, ``loader.md`` and ``loader.json``
+under ``--out-dir``.
+
+Usage::
+
+    python benchmarks/loader.py [--quick] [--video-size 320x240] [--workers 0 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from lightning_multigrid.data import make_synthetic_dataset
+from lightning_multigrid.data.datasets import CsvVideoDataset
+from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
+from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.schedule import MultigridSchedule
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stage_timing  # noqa: E402 - benchmarks/ sibling module
+
+STAGES = ("open", "decode", "convert_resize", "augment", "collate")
+
+
+# --------------------------------------------------------------------------------------------
+# Grids
+# --------------------------------------------------------------------------------------------
+def demo_schedule() -> tuple[MultigridSchedule, dict[str, Any]]:
+    """The schedule of ``benchmarks/speedup.py``'s default (demo) recipe, and that recipe's options."""
+    import speedup  # noqa: PLC0415 - sibling script, imported for its defaults only
+
+    args = speedup.build_parser().parse_args([])
+    cfg = speedup.RunConfig(
+        kind="multigrid", data_dir="", model=args.model, num_classes=args.num_classes, num_frames=args.num_frames,
+        crop_size=args.crop_size, sampling_rate=args.sampling_rate, batch_size=args.batch_size, epochs=args.epochs,
+        steps=list(args.steps), gamma=args.gamma, lr=args.lr, warmup_epochs=args.warmup_epochs,
+        weight_decay=args.weight_decay, bn_base_size=args.bn_base_size, precise_bn_batches=0, eval_freq=args.eval_freq,
+        devices=1, accelerator="cpu", num_workers=0, threads=None, decoder=args.decoder, seed=0,
+        test_num_clips=1, test_num_crops=1, jitter_scales=list(args.jitter_scales),
+    )
+    recipe = speedup.make_recipe(cfg, jitter_scales=tuple(args.jitter_scales))
+    return MultigridSchedule(recipe), {"model": args.model, "num_classes": args.num_classes,
+                                       "video_frames": args.video_frames, "video_size": args.video_size}
+
+
+def schedule_grids(schedule: MultigridSchedule) -> list[dict[str, Any]]:
+    """Every distinct (shape, batch) the schedule trains at, coarsest first; the base grid is last."""
+    grids: dict[tuple, dict[str, Any]] = {}
+    for stage in schedule.stages:
+        batches = schedule.epoch_batch_sizes(stage.start_epoch)
+        for slot, batch in zip(schedule.short_cycle_slots(stage.start_epoch), batches):
+            shape = ClipShape(stage.num_frames, slot.crop_size, schedule.stride_range(stage.start_epoch),
+                              schedule.jitter_range(slot.crop_size))
+            grids.setdefault((shape, batch), {"shape": shape, "batch_size": batch})
+    return sorted(grids.values(), key=lambda g: (g["shape"].num_frames * g["shape"].crop_size ** 2, -g["batch_size"]))
+
+
+def scaled_grids(grids: list[dict[str, Any]], crop_size: int, short_side: int) -> list[dict[str, Any]]:
+    """The grids with crops and jitter scaled so that S0 is 224/256 of ``short_side`` (Kinetics' ratio).
+
+    The demo recipe (S0 = 64 on 64 px videos) meets larger sources this way at the sizes a real
+    recipe would ask of them; batches stay.
+    """
+    scale = short_side * 224 / 256 / crop_size
+    out = []
+    for grid in grids:
+        shape = grid["shape"]
+        jitter = shape.jitter_range or (shape.crop_size, shape.crop_size)
+        out.append({"shape": shape.with_(crop_size=round(shape.crop_size * scale),
+                                         jitter_range=(round(jitter[0] * scale), round(jitter[1] * scale))),
+                    "batch_size": grid["batch_size"]})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------------------------
+def loader_rate(dataset: CsvVideoDataset, shape: ClipShape, batch: int, workers: int, clips: int) -> float:
+    """Clips/s a DataLoader delivers at ``shape``; with workers the clock starts at the first batch."""
+    batches = max(2, -(-clips // batch)) + (1 if workers else 0)
+    keys = [[ClipKey((b * batch + i) % len(dataset), shape) for i in range(batch)] for b in range(batches)]
+    torch.manual_seed(0)
+    loader = DataLoader(dataset, batch_sampler=keys, num_workers=workers)
+    iterator = iter(loader)
+    if workers:
+        next(iterator)  # worker start-up is a per-stage cost, reported by speedup.py, not a rate
+    count, start = 0, time.perf_counter()
+    for item in iterator:
+        count += len(item["label"])
+    return count / (time.perf_counter() - start)
+
+
+def stage_costs(dataset: CsvVideoDataset, shape: ClipShape, batch: int, clips: int) -> dict[str, float]:
+    """Per-clip CPU milliseconds of each stage, in the main process, cold probes (as a first epoch)."""
+    torch.manual_seed(0)
+    timer = stage_timing.StageTimer()
+    count, collate_s = 0, 0.0
+    with timer.instrument(dataset):
+        while count < clips:
+            items = [timer.item(dataset, ClipKey((count + i) % len(dataset), shape)) for i in range(batch)]
+            start = time.process_time()  # CPU time, like the stage timer
+            default_collate(items)
+            collate_s += time.process_time() - start
+            count += batch
+    costs = timer.per_clip_ms(count)
+    costs["collate"] = 1e3 * collate_s / count
+    costs["total"] = sum(costs[s] for s in STAGES)
+    return costs
+
+
+def compute_rate(model_name: str, num_classes: int, shape: ClipShape, batch: int, iterations: int) -> float:
+    """Compute-only clips/s of a training step (forward, loss, backward, SGD) at ``shape``: median step."""
+    from lightning_multigrid.models import VideoClassifier  # noqa: PLC0415 - heavy import
+
+    torch.manual_seed(0)
+    module = VideoClassifier(model_name, num_classes)
+    module.train()
+    optimizer = torch.optim.SGD(module.parameters(), lr=1e-3, momentum=0.9)
+    video = torch.randn(batch, 3, shape.num_frames, shape.crop_size, shape.crop_size)
+    labels = torch.randint(0, num_classes, (batch,))
+    steps = []
+    for _ in range(iterations + 1):  # the first step allocates; it is not counted
+        start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(module(video), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps.append(time.perf_counter() - start)
+    steps = sorted(steps[1:])
+    return batch / steps[len(steps) // 2]
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def make_inputs(data_dir: Path, size: tuple[int, int], frames: int, videos_per_class: int, short_side: int | None) -> dict[str, Path]:
+    """Synthetic h264 videos (the demo's generator) and the same videos as frame folders."""
+    videos = make_synthetic_dataset(data_dir / f"videos_{size[0]}x{size[1]}", num_classes=4,
+                                    videos_per_class=videos_per_class, size=size, num_frames=frames, seed=0)
+    frame_dir = data_dir / f"frames_{size[0]}x{size[1]}_{short_side or 'src'}"
+    prepare_dataset(videos, frame_dir, PrepareOptions(short_side=short_side, progress=False, splits=["train.csv"]))
+    return {"video": videos, "frames": frame_dir}
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    width, height = (int(v) for v in text.lower().split("x"))
+    return width, height
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+def format_tables(result: dict[str, Any]) -> str:
+    """Markdown: throughput against consumption per grid, then the per-clip stage split."""
+    lines = ["| grid (T x S, B) | input | workers | loader clips/s | trainer clips/s | loader / trainer |",
+             "|---|---|---|---|---|---|"]
+    for row in result["throughput"]:
+        lines.append(f"| {row['grid']} | {row['input']} | {row['workers']} | {row['loader_clips_per_s']:.1f} | "
+                     f"{row['trainer_clips_per_s']:.1f} | {row['loader_over_trainer']:.2f} |")
+    lines += ["", "| grid (T x S, B) | input | " + " | ".join(f"{s} ms" for s in STAGES) + " | total CPU ms/clip |",
+              "|---|---|" + "---|" * (len(STAGES) + 1)]
+    for row in result["stages"]:
+        cells = " | ".join(f"{row[s]:.2f}" for s in (*STAGES, "total"))
+        lines.append(f"| {row['grid']} | {row['input']} | {cells} |")
+    lines += ["", "| input | coarsest / base per-clip load cost |", "|---|---|"]
+    for name, ratio in result["coarsest_over_base"].items():
+        lines.append(f"| {name} | {ratio:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="two grids, few clips, PyAV and frames only (a test runs it)")
+    parser.add_argument("--video-size", default=None,
+                        help="source WIDTHxHEIGHT (default: the demo's); other sizes scale the grids (see scaled_grids)")
+    parser.add_argument("--frames-short-side", type=int, default=None, help="prepare's --short-side (default: source size)")
+    parser.add_argument("--decoders", nargs="+", default=["pyav", "decord"], help="video decoders to compare")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="loader worker counts")
+    parser.add_argument("--clips", type=int, default=96, help="clips per loader measurement")
+    parser.add_argument("--data-dir", type=Path, default=Path("data/loader_bench"))
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # a loader worker's setting; the compute rate uses it too (see meta)
+    started = time.perf_counter()
+    schedule, demo = demo_schedule()
+    grids = schedule_grids(schedule)
+    size = _parse_size(args.video_size or demo["video_size"])
+    stored_short = min(args.frames_short_side or min(size), min(size))
+    if stored_short != schedule.recipe.crop_size:  # sources larger than the demo's: real-recipe sizes
+        grids = scaled_grids(grids, schedule.recipe.crop_size, stored_short)
+    decoders, workers, clips, iterations = args.decoders, args.workers, args.clips, 5
+    if args.quick:
+        grids, decoders, workers, clips, iterations = [grids[0], grids[-1]], ["pyav"], [0], 8, 1
+    inputs = make_inputs(args.data_dir, size, demo["video_frames"], 4 if args.quick else 8, args.frames_short_side)
+    sources = [(f"video/{d}", inputs["video"], d) for d in decoders] + [("frames", inputs["frames"], "pyav")]
+    print(f"{len(grids)} grids of the demo schedule; sources {size[0]}x{size[1]}, {demo['video_frames']} frames; "
+          f"inputs {[s[0] for s in sources]}; workers {workers}", flush=True)
+
+    result: dict[str, Any] = {"throughput": [], "stages": [], "coarsest_over_base": {}}
+    trainer_rates = {}
+    for grid in grids:
+        shape, batch = grid["shape"], grid["batch_size"]
+        label = f"{shape.num_frames}x{shape.crop_size}, B={batch}"
+        trainer_rates[label] = compute_rate(demo["model"], demo["num_classes"], shape, batch, iterations)
+        for name, root, decoder in sources:
+            dataset = CsvVideoDataset(root, "train.csv", shape, "train", decoder=decoder, cache_probes=False,
+                                      random_flip=False)
+            costs = stage_costs(dataset, shape, batch, max(clips, 2 * batch))
+            result["stages"].append({"grid": label, "input": name, **costs})
+            for count in workers:
+                rate = loader_rate(dataset, shape, batch, count, clips)
+                row = {"grid": label, "num_frames": shape.num_frames, "crop_size": shape.crop_size, "batch_size": batch,
+                       "input": name, "workers": count, "loader_clips_per_s": rate,
+                       "trainer_clips_per_s": trainer_rates[label], "loader_over_trainer": rate / trainer_rates[label]}
+                result["throughput"].append(row)
+                print(f"{label:16} {name:14} workers {count}: loader {rate:7.1f} clips/s, trainer "
+                      f"{trainer_rates[label]:7.1f}; load {costs['total']:.2f} ms/clip", flush=True)
+    first, last = grids[0], grids[-1]
+    for name, *_ in sources:
+        per_clip = {row["grid"]: row["total"] for row in result["stages"] if row["input"] == name}
+        coarse = per_clip[f"{first['shape'].num_frames}x{first['shape'].crop_size}, B={first['batch_size']}"]
+        base = per_clip[f"{last['shape'].num_frames}x{last['shape'].crop_size}, B={last['batch_size']}"]
+        result["coarsest_over_base"][name] = coarse / base
+    result["meta"] = {
+        "command": "python benchmarks/loader.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "quick": args.quick, "source_size": list(size), "source_frames": demo["video_frames"],
+        "frames_short_side": args.frames_short_side, "model": demo["model"], "torch_threads": 1,
+        "grids": [{"num_frames": g["shape"].num_frames, "crop_size": g["shape"].crop_size,
+                   "stride_range": list(g["shape"].stride_range), "jitter_range": list(g["shape"].jitter_range),
+                   "batch_size": g["batch_size"]} for g in grids],
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    table = format_tables(result)
+    print("\n" + table)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "loader.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out_dir / "loader.md").write_text(f"`{result['meta']['command']}`\n\n{table}\n")
+    print(f"\nwritten {args.out_dir / 'loader.json'} and loader.md ({result['meta']['seconds']:.0f} s)")
+    return result
+
+
+if __name__ == "__main__":
+    main()
