@@ -43,6 +43,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
 
 __all__ = ["RunConfig", "build_parser", "main", "make_recipe", "run_training"]
@@ -327,7 +328,8 @@ def run_training(cfg: RunConfig) -> dict[str, Any]:
         kind=cfg.kind,
         world_size=trainer.world_size,
         global_rank=trainer.global_rank,
-        max_epochs=int(trainer.max_epochs or 0),
+        # The epochs trained: the callback restores the Trainer's (baseline) max_epochs at teardown.
+        max_epochs=multigrid.schedule.max_epochs if multigrid and multigrid.schedule else int(trainer.max_epochs or 0),
         num_train_clips=len(datamodule.train_dataset),
         test_s=test_s,
         total_s=result["fit_s"] + test_s,
@@ -357,8 +359,9 @@ def _child_main(config_path: str, result_path: str) -> int:
 class BaselineSchedule(pl.Callback):
     """The baseline's LR and evaluation epochs, with no multigrid code in the training loop.
 
-    The LR is set every iteration from ``MultigridSchedule(recipe with both cycles off).lr_factor``,
-    the very function the multigrid callback uses, so both runs follow the same step rule
+    The LR is set every iteration by :class:`lightning_multigrid.lr.LrPolicy` over
+    ``MultigridSchedule(recipe with both cycles off)``, the very rule the multigrid callback uses, so
+    both runs follow the same step rule
     (``gamma ** k`` after the ``k``-th milestone, same warmup). Validation runs only on
     ``eval_epochs`` (as many as the multigrid run has, spread evenly) so that the "total"
     wall-clock of both runs contains the same number of evaluations.
@@ -366,14 +369,15 @@ class BaselineSchedule(pl.Callback):
 
     def __init__(self, recipe: BaseRecipe, warmup_epochs: float = 0.0, eval_epochs: Sequence[int] | None = None) -> None:
         self.schedule = MultigridSchedule(recipe)
-        self.warmup_epochs = warmup_epochs
+        # The callback's warmup_start_factor default, so both runs warm up alike.
+        self.lr = LrPolicy("step", warmup_epochs, 0.1)
         self.eval_epochs = set(eval_epochs) if eval_epochs is not None else None
         self._base_lrs: list[list[float]] = []
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.lr_scheduler_configs:
             raise ValueError("BaselineSchedule sets the LR itself; the module must not configure an LR scheduler")
-        self._base_lrs = [[float(g.get("initial_lr", g["lr"])) for g in opt.param_groups] for opt in trainer.optimizers]
+        self._base_lrs = read_base_lrs(trainer.optimizers)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.eval_epochs is not None:
@@ -383,10 +387,8 @@ class BaselineSchedule(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         fraction = batch_idx / max(trainer.num_training_batches, 1)
-        factor = self.schedule.lr_factor(trainer.current_epoch + fraction, "step", self.warmup_epochs, 0.1)
-        for opt, base_lrs in zip(trainer.optimizers, self._base_lrs):
-            for group, base_lr in zip(opt.param_groups, base_lrs):
-                group["lr"] = base_lr * factor
+        factor = self.lr.factor(self.schedule, trainer.current_epoch + fraction)
+        apply_lr_factor(trainer.optimizers, self._base_lrs, factor)
 
 
 class RunMonitor(pl.Callback):

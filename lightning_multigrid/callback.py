@@ -24,6 +24,7 @@ from typing_extensions import override
 from lightning_multigrid import batchnorm as bn
 from lightning_multigrid import checks, compat, loaders
 from lightning_multigrid.keys import ClipShape
+from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
 from lightning_multigrid.namespace import Callback, rank_zero_info, rank_zero_warn
 from lightning_multigrid.sampler import epoch_clip_shapes
 from lightning_multigrid.schedule import (
@@ -110,17 +111,14 @@ class MultigridCallback(Callback):
         probe_shapes: bool = True,
         log_schedule: bool = True,
     ) -> None:
-        if lr_policy not in ("step", "cosine", None):
-            raise ValueError(f"lr_policy must be 'step', 'cosine' or None, got {lr_policy!r}")
-        if warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         if precise_bn_batches < 0:
             raise ValueError(f"precise_bn_batches must be >= 0, got {precise_bn_batches}")
         if baseline_epochs is not None and baseline_epochs < 1:
             raise ValueError(f"baseline_epochs must be >= 1, got {baseline_epochs}")
         self.steps = [int(s) for s in steps]
         self.lr_policy = lr_policy
-        self.warmup = (float(warmup_epochs), warmup_start_factor, cosine_end_factor)
+        # Validated now (a bad name fails when the callback is built), None: the LR is left alone.
+        self._lr = LrPolicy(lr_policy or "step", float(warmup_epochs), warmup_start_factor, cosine_end_factor)
         self.cycle_settings = dict(
             gamma=gamma, epoch_factor=epoch_factor, long_cycle=long_cycle, short_cycle=short_cycle,
             long_cycle_factors=[tuple(f) for f in long_cycle_factors],
@@ -278,9 +276,7 @@ class MultigridCallback(Callback):
                 "lr_policy=None to keep yours (without the long cycle's LR scaling)."
             )
         # Read before a resumed optimizer state (restored after this hook) overwrites `lr`.
-        self._base_lrs = [
-            [float(g.get("initial_lr", g["lr"])) for g in opt.param_groups] for opt in trainer.optimizers
-        ]
+        self._base_lrs = read_base_lrs(trainer.optimizers)
 
     @override
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
@@ -320,17 +316,15 @@ class MultigridCallback(Callback):
 
     def lr_factor(self, epoch: float) -> float:
         """Relative LR at a fractional epoch (what the callback multiplies base LRs by)."""
-        assert self.schedule is not None and self.lr_policy is not None
-        return self.schedule.lr_factor(epoch, self.lr_policy, *self.warmup)
+        assert self.schedule is not None
+        return self._lr.factor(self.schedule, epoch)
 
     def _set_lr(self, trainer: Any, epoch: int, batch_idx: int) -> None:
         """Set the LR of batch ``batch_idx`` before it starts, so any logger reads the right one."""
         if self.lr_policy is None:
             return
         self._current_lr_factor = self.lr_factor(epoch + batch_idx / max(trainer.num_training_batches, 1))
-        for opt, base_lrs in zip(trainer.optimizers, self._base_lrs):
-            for group, base_lr in zip(opt.param_groups, base_lrs):
-                group["lr"] = base_lr * self._current_lr_factor
+        apply_lr_factor(trainer.optimizers, self._base_lrs, self._current_lr_factor)
 
     @override
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:

@@ -14,7 +14,11 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lightning_multigrid.keys import ClipKey, keyed_dataset
-from lightning_multigrid.sampler import MultigridBatchSampler, SeededRandomSampler, epoch_clip_shapes
+from lightning_multigrid.sampler import (
+    MultigridBatchSampler,
+    SeededRandomSampler,
+    epoch_clip_shapes,
+)
 from lightning_multigrid.schedule import MultigridSchedule
 
 __all__ = ["check_train_loader", "train_loader", "precise_bn_loader"]

@@ -45,9 +45,6 @@ DEFAULT_LONG_CYCLE_FACTORS: tuple[tuple[float, float], ...] = (
 DEFAULT_SHORT_CYCLE_FACTORS: tuple[float, float] = (0.5, 1 / SQRT2)
 MIN_CROP_SIZE = 32
 
-LrPolicy = Literal["step", "cosine"]
-
-
 @dataclass(frozen=True)
 class BaseRecipe:
     """The baseline training recipe that multigrid is derived from.
@@ -379,37 +376,11 @@ class MultigridSchedule:
             )
         return total // world_size
 
-    def lr_factor(
-        self,
-        epoch: float,
-        policy: LrPolicy = "step",
-        warmup_epochs: float = 0.0,
-        warmup_start_factor: float = 0.0,
-        cosine_end_factor: float = 0.0,
-    ) -> float:
-        """Relative LR (multiply by the base LR) at a fractional epoch.
-
-        ``step`` reproduces the reference: piecewise constant over :attr:`lr_milestones`.
-        ``cosine`` decays from 1 to ``cosine_end_factor`` over the multigrid epochs and keeps the
-        long-cycle linear scaling by the stage's batch factor (the reference silently dropped it).
-        During warmup the LR ramps linearly from ``warmup_start_factor`` to the scheduled value at
-        ``warmup_epochs`` (counted in multigrid epochs).
-        """
-        if policy not in ("step", "cosine"):
-            raise ValueError(f"lr policy must be 'step' or 'cosine', got {policy!r}")
-        if epoch < warmup_epochs:
-            end = self._scheduled_lr(warmup_epochs, policy, cosine_end_factor)
-            return warmup_start_factor + (end - warmup_start_factor) * epoch / warmup_epochs
-        return self._scheduled_lr(epoch, policy, cosine_end_factor)
-
-    def _scheduled_lr(self, epoch: float, policy: LrPolicy, cosine_end_factor: float) -> float:
-        if policy == "step":
-            i = max(0, bisect.bisect_right(self.lr_milestones, epoch) - 1)
-            return self.lr_factors[i]
-        stage = self.stage_at(min(int(epoch), self.max_epochs - 1))
-        progress = min(max(epoch / self.max_epochs, 0.0), 1.0)
-        decay = cosine_end_factor + (1 - cosine_end_factor) * 0.5 * (1 + math.cos(math.pi * progress))
-        return stage.batch_factor * decay
+    def lr_factor(self, epoch: float) -> float:
+        """The reference's relative LR (multiply by the base LR) at a fractional epoch: piecewise
+        constant over :attr:`lr_milestones`. Cosine and warmup policies: :mod:`lightning_multigrid.lr`."""
+        i = max(0, bisect.bisect_right(self.lr_milestones, epoch) - 1)
+        return self.lr_factors[i]
 
     def is_eval_epoch(self, epoch: int, eval_period: int = 1) -> bool:
         """Whether ``epoch`` (0-based) ends with evaluation/checkpointing (the reference's rule).

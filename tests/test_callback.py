@@ -10,7 +10,6 @@ import torch
 
 from lightning_multigrid.batchnorm import SplitBatchNorm3d
 from lightning_multigrid.callback import MultigridCallback
-from lightning_multigrid.sampler import epoch_clip_shapes
 from tests.toy import TinyNet, ToyModule
 
 STEPS = [0, 2, 4]  # baseline: 5 epochs -> several long-cycle stages

@@ -76,7 +76,7 @@ def test_seed_survives_lightning_distributed_sampler_injection():
 
     s = MultigridSchedule(BaseRecipe(steps=[0, 2, 4], max_epochs=5, num_frames=8, crop_size=64, batch_size=4, bn_base_size=2))
     inner = DistributedSampler(range(64), num_replicas=2, rank=0, seed=0)  # what Lightning injects
-    sampler = MultigridBatchSampler(inner, batch_size=2, schedule=s, seed=17)
+    MultigridBatchSampler(inner, batch_size=2, schedule=s, seed=17)  # as Lightning re-instantiates it
     assert inner.seed == 17
     reference = DistributedSampler(range(64), num_replicas=2, rank=0, seed=17)
     assert list(inner) == list(reference)

@@ -108,19 +108,23 @@ def test_stride_jitter_and_batch():
 
 
 def test_lr_factor_step_cosine_warmup():
+    from lightning_multigrid.lr import LrPolicy
+
     s = MultigridSchedule(BaseRecipe(**K400))
     assert s.lr_factor(0) == 8 and s.lr_factor(72.99) == 8 and s.lr_factor(73) == 4
     assert s.lr_factor(342.5) == pytest.approx(0.01) and s.lr_factor(343) == pytest.approx(0.001)
-    # Warmup ramps linearly to the scheduled (scaled) LR at its end.
-    assert s.lr_factor(0, warmup_epochs=10, warmup_start_factor=0.1) == pytest.approx(0.1)
-    assert s.lr_factor(5, warmup_epochs=10, warmup_start_factor=0.1) == pytest.approx(0.1 + (8 - 0.1) / 2)
-    # Cosine keeps the long-cycle scaling by batch factor.
-    assert s.lr_factor(0, policy="cosine") == pytest.approx(8)
-    mid = s.max_epochs / 2
-    assert s.lr_factor(mid, policy="cosine") == pytest.approx(s.stage_at(int(mid)).batch_factor * 0.5)
-    assert s.lr_factor(s.max_epochs - 1e-9, policy="cosine") == pytest.approx(0, abs=1e-6)
-    with pytest.raises(ValueError, match="policy"):
-        s.lr_factor(0, policy="linear")  # type: ignore[arg-type]
+    # Warmup ramps linearly to the scheduled (scaled) LR at its end: 0.1 -> 8 over 10 epochs.
+    warm = LrPolicy("step", warmup_epochs=10, warmup_start_factor=0.1)
+    assert warm.factor(s, 0) == pytest.approx(0.1)
+    assert warm.factor(s, 5) == pytest.approx(0.1 + (8 - 0.1) / 2)
+    assert warm.factor(s, 80) == pytest.approx(4)
+    # Cosine keeps the long-cycle scaling by batch factor: b * (1 + cos(pi * e / 358)) / 2.
+    cosine = LrPolicy("cosine")
+    assert cosine.factor(s, 0) == pytest.approx(8)
+    assert cosine.factor(s, 179) == pytest.approx(8 * 0.5)  # [158,205) has b=8; cos(pi/2) = 0
+    assert cosine.factor(s, s.max_epochs - 1e-9) == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="lr_policy"):
+        LrPolicy("linear")  # type: ignore[arg-type]
 
 
 def test_eval_epochs_follow_reference_rule():

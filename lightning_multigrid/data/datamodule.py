@@ -12,24 +12,24 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from ..keys import ClipShape
+from ..namespace import lightning_module, save_init_arguments
 from .datasets import Split, VideoClipDataset, build_dataset
 from .decoders import DEFAULT_DECODER, get_decoder
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
 from .transforms import DEFAULT_MEAN, DEFAULT_STD
 
-__all__ = ["VideoDataModule"]
+__all__ = ["VideoDataModule", "VideoDataDefinition"]
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_SYNTHETIC_DIR = "data/synthetic"
 
 
-class VideoDataModule(pl.LightningDataModule):
+class VideoDataDefinition:
     """Video clip datasets in one of four annotation formats, or a generated synthetic set.
 
     Args:
@@ -103,7 +103,7 @@ class VideoDataModule(pl.LightningDataModule):
         super().__init__()
         # An unset num_classes stays out of the hparams: Lightning refuses to log a module and a
         # datamodule whose shared keys differ (VideoClassifier(num_classes=4) vs None here).
-        self.save_hyperparameters(ignore=["num_classes"] if num_classes is None else None)
+        save_init_arguments(self, locals(), ignore=("num_classes",) if num_classes is None else ())
         if format not in ("csv", "folder", "ssv2", "charades"):
             raise ValueError(f"format must be one of csv, folder, ssv2, charades; got {format!r}")
         if synthetic and format != "csv":
@@ -269,3 +269,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_dataset, batch_size=self.batch_size, shuffle=False, **self.loader_options())
+
+
+class VideoDataModule(VideoDataDefinition, lightning_module.LightningDataModule):  # type: ignore[misc,name-defined]
+    __doc__ = VideoDataDefinition.__doc__
