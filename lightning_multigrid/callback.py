@@ -66,7 +66,11 @@ class MultigridCallback(Callback):
         long_cycle_factors: ``(T factor, S factor)`` per long-cycle grid.
         short_cycle_factors: the two short-cycle crop factors relative to S0.
         bn_base_size: clips per BatchNorm statistics group.
-        precise_bn_batches: batches for precise BN before each validation (0 disables it).
+        precise_bn_batches: at most this many batches for precise BN before each validation
+            (0 disables it; the reference uses 200).
+        precise_bn_budget: precise BN's forward-only batches over the whole run are at most this
+            fraction of the training iterations (the reference's 200 batches at ~40 evaluations
+            are about 3% of a Kinetics run; on a small dataset the same 200 would dominate).
         eval_freq: evaluations per long-cycle stage.
         follow_eval_schedule: validate on the schedule's eval epochs (the reference's rule; with
             ``check_val_every_n_epoch=N`` every N-th of them; the final epoch always); ``False``
@@ -99,6 +103,7 @@ class MultigridCallback(Callback):
         short_cycle_factors: Sequence[float] = DEFAULT_SHORT_CYCLE_FACTORS,
         bn_base_size: int = 8,
         precise_bn_batches: int = 200,
+        precise_bn_budget: float = 0.03,
         eval_freq: int = 3,
         follow_eval_schedule: bool = True,
         baseline_epochs: int | None = None,
@@ -113,6 +118,8 @@ class MultigridCallback(Callback):
     ) -> None:
         if precise_bn_batches < 0:
             raise ValueError(f"precise_bn_batches must be >= 0, got {precise_bn_batches}")
+        if not 0 < precise_bn_budget <= 1:
+            raise ValueError(f"precise_bn_budget must be in (0, 1], got {precise_bn_budget}")
         if baseline_epochs is not None and baseline_epochs < 1:
             raise ValueError(f"baseline_epochs must be >= 1, got {baseline_epochs}")
         self.steps = [int(s) for s in steps]
@@ -128,6 +135,8 @@ class MultigridCallback(Callback):
             num_frames=num_frames, crop_size=crop_size, sampling_rate=sampling_rate, jitter_scales=jitter_scales
         )
         self.precise_bn_batches = precise_bn_batches
+        self.precise_bn_budget = precise_bn_budget
+        self._precise_bn_per_call = 0
         self.follow_eval_schedule = follow_eval_schedule
         self.baseline_epochs = baseline_epochs
         self.seed = seed
@@ -141,6 +150,7 @@ class MultigridCallback(Callback):
         self._module: torch.nn.Module | None = None
         self._dataset: Any = None
         self._template: Any = None
+        self._loader: Any = None
         self._batch_size = 0
         self._base_lrs: list[list[float]] = []
         self._sync_groups: dict[int, Any] = {}
@@ -193,13 +203,20 @@ class MultigridCallback(Callback):
         dataset, batch_size = loaders.check_train_loader(loader)
         if self.schedule is None:
             self._start(trainer, pl_module, loader, dataset, batch_size)
+            self._loader = None
         assert self.schedule is not None and self.seed is not None
         epoch = compat.epoch_to_run(trainer)
         self._loader_stage = self.schedule.stage_index_at(epoch)
-        return loaders.train_loader(
+        if self._loader is not None and loader.dataset is self._template.dataset:
+            # A stage change: the same loader (and its persistent workers) at the new epoch's len().
+            self._loader.batch_sampler.set_epoch(epoch)
+            return self._loader
+        self._template = loader
+        self._loader = loaders.train_loader(
             loader, dataset, self.schedule, batch_size, epoch, self.seed, self.world_size,
             trainer.global_rank, start_batch=compat.batches_done_in_epoch(trainer),
         )
+        return self._loader
 
     def _start(self, trainer: Any, pl_module: Any, loader: Any, dataset: Any, batch_size: int) -> None:
         """Build and validate everything once the train loader is known."""
@@ -228,6 +245,9 @@ class MultigridCallback(Callback):
             self._sync_groups = {size: bn.new_sync_groups(size) for size in sorted(sizes)}
         if self.schedule.recipe.long_cycle:
             bn.convert_to_split_batchnorm(pl_module)
+        calls = len(self.schedule.validation_epochs(self._user_val_every))
+        budget = int(self.precise_bn_budget * self.schedule.iterations(len(dataset), self.world_size) / max(calls, 1))
+        self._precise_bn_per_call = min(self.precise_bn_batches, max(1, budget))
         assert self._patch is not None
         self._patch.set_max_epochs(self.schedule.max_epochs)
         if self.log_schedule:
@@ -374,7 +394,7 @@ class MultigridCallback(Callback):
             return
         assert self.schedule is not None and self.seed is not None
         loader = loaders.precise_bn_loader(
-            self._template, self._dataset, self.schedule, epoch, self.precise_bn_batches, self.seed,
+            self._template, self._dataset, self.schedule, epoch, self._precise_bn_per_call, self.seed,
             self.world_size, trainer.global_rank,
         )
         if loader is None:

@@ -21,13 +21,33 @@ from lightning_multigrid.sampler import (
 )
 from lightning_multigrid.schedule import MultigridSchedule
 
-__all__ = ["check_train_loader", "train_loader", "precise_bn_loader"]
+__all__ = ["MultigridDataLoader", "check_train_loader", "train_loader", "precise_bn_loader"]
 
 # DataLoader attributes carried over when the train loader is rebuilt around the batch sampler.
 _LOADER_ATTRIBUTES = (
     "num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn", "multiprocessing_context",
     "generator", "persistent_workers", "pin_memory_device", "in_order",
 )
+
+
+class MultigridDataLoader(DataLoader):
+    """A ``DataLoader`` around a :class:`MultigridBatchSampler` that lives for the whole fit.
+
+    Its ``sampler`` is the batch sampler's index sampler (a ``DistributedSampler`` under DDP), so
+    Lightning sees a distributed loader and does not re-instantiate it around its own sampler
+    (which would drop this package's seed and rebuild the loader, and its workers, at each stage).
+    Moving the batch sampler to another epoch changes ``len()``; with ``persistent_workers`` the
+    workers survive every stage change.
+    """
+
+    @property  # type: ignore[override]
+    def sampler(self) -> Any:
+        return self.batch_sampler.sampler  # type: ignore[union-attr]
+
+    @sampler.setter
+    def sampler(self, value: Any) -> None:
+        # DataLoader.__init__ assigns its default sampler; the batch sampler's is the real one.
+        pass
 
 
 def check_train_loader(loader: Any) -> tuple[Any, int]:
@@ -90,7 +110,7 @@ def train_loader(
         inner, batch_size=batch_size, drop_last=True, schedule=schedule, epoch=epoch, seed=seed,
         start_batch=start_batch,
     )
-    return DataLoader(dataset, batch_sampler=batch_sampler, **_loader_kwargs(loader))
+    return MultigridDataLoader(dataset, batch_sampler=batch_sampler, **_loader_kwargs(loader))
 
 
 def precise_bn_loader(
@@ -116,4 +136,8 @@ def precise_bn_loader(
     batches = [[ClipKey(i, base_shape) for i in order[b * batch_size : (b + 1) * batch_size]] for b in range(count)]
     kwargs = _loader_kwargs(template)
     kwargs.pop("persistent_workers", None)  # a one-off loader
+    # Starting workers costs more than it saves for a few batches.
+    kwargs["num_workers"] = min(template.num_workers, count // 2)
+    if kwargs["num_workers"] == 0:
+        kwargs.pop("prefetch_factor", None)
     return DataLoader(dataset, batch_sampler=batches, **kwargs)

@@ -44,47 +44,6 @@ def test_ddp_ranks_agree_and_cover_the_epoch(tmp_path, use_distributed_sampler):
         assert 64 - len(idx[0]) - len(idx[1]) < 2 * max(r[1] for r in seq[0])
 
 
-class StopAfter(pl.Callback):
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
-
-
-def _fit(tmp_path, name, extra=(), ckpt_path=None):
-    pl.seed_everything(123)
-    module = ToyModule(lr=0.05, dataset_size=48, batch_size=2)
-    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / name, save_last=True, save_top_k=0)
-    trainer = pl.Trainer(
-        max_epochs=5, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[MultigridCallback(steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=2), ckpt, *extra],
-        num_sanity_val_steps=0, deterministic=True,
-    )
-    trainer.fit(module, ckpt_path=ckpt_path)
-    return module, trainer
-
-
-def test_crash_and_resume_mid_stage_matches_uninterrupted(tmp_path):
-    full, trainer = _fit(tmp_path, "full")
-    s = trainer.callbacks[0].schedule
-    # Stop after 4 epochs: the resumed run starts at epoch 4, inside stage [3,5).
-    stage = s.stage_at(4)
-    assert stage.start_epoch < 4 < stage.end_epoch
-    _fit(tmp_path, "part", extra=[StopAfter(4)])
-    resumed, _ = _fit(tmp_path, "resumed", ckpt_path=tmp_path / "part" / "last.ckpt")
-    # The resumed run trained the remaining epochs only, with the same indices, shapes, BN and LR.
-    assert {r["epoch"] for r in resumed.records} == set(range(4, s.max_epochs))
-    tail = [r for r in full.records if r["epoch"] >= 4]
-    assert len(resumed.records) == len(tail)
-    for got, want in zip(resumed.records, tail):
-        assert got["lr"] == pytest.approx(want["lr"])
-        assert {k: v for k, v in got.items() if k != "lr"} == {k: v for k, v in want.items() if k != "lr"}
-    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
-
-
 # --------------------------------------------------------------------------------------------
 # Crash and resume under 2-process DDP: the uninterrupted run is the oracle (issue 11).
 # --------------------------------------------------------------------------------------------

@@ -170,3 +170,59 @@ def test_second_fit_starts_from_the_baseline_again():
     t2.fit(ToyModule(dataset_size=48))
     assert cb.schedule.max_epochs == 8  # derived from the baseline 5 again, not from 8
     assert BASE.num_frames == 8
+
+
+class _PidClips(ToyClips):
+    def __getitem__(self, key):
+        import os
+
+        item = super().__getitem__(key)
+        item["pid"] = os.getpid()
+        return item
+
+
+def test_workers_persist_across_stage_changes():
+    pids_by_epoch: dict[int, set[int]] = {}
+
+    class Persistent(ToyModule):
+        clips = _PidClips(48)  # kept, as a DataModule keeps its train_dataset
+
+        def train_dataloader(self):
+            return DataLoader(self.clips, batch_size=2, num_workers=2, persistent_workers=True)
+
+        def training_step(self, batch, batch_idx):
+            pids_by_epoch.setdefault(self.current_epoch, set()).update(int(p) for p in batch["pid"])
+            return super().training_step(batch, batch_idx)
+
+    module = Persistent(dataset_size=48)
+    cb = _callback()
+    _trainer(cb).fit(module)
+    # 8 epochs over 6 stages (5 stage changes), all served by the same two worker processes.
+    assert sorted(pids_by_epoch) == list(range(8))
+    assert len(set().union(*pids_by_epoch.values())) == 2
+    # ... while the shapes and batch counts still follow each stage (T of epoch 2 and 7 by hand).
+    assert {r["T"] for r in module.records if r["epoch"] == 2} == {4}
+    assert {r["T"] for r in module.records if r["epoch"] == 7} == {8}
+
+
+def test_precise_bn_batches_follow_the_budget():
+    used = []
+
+    import lightning_multigrid.callback as callback_module
+
+    original = callback_module.bn.update_bn_stats
+
+    def counting(model, batches, num_batches, forward):
+        used.append(len(list(batches)))
+        return original(model, batches, num_batches, forward)
+
+    callback_module.bn.update_bn_stats = counting
+    try:
+        # 96 clips: 4+2+... iterations; budget 0.5 of the run's iterations over its 8 validations.
+        cb = _callback(precise_bn_batches=200, precise_bn_budget=0.5)
+        _trainer(cb).fit(ToyModule(dataset_size=96))
+    finally:
+        callback_module.bn.update_bn_stats = original
+    iterations = cb.schedule.iterations(96)
+    per_call = int(0.5 * iterations / 8)
+    assert per_call >= 2 and used == [per_call] * 8
