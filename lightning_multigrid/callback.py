@@ -22,16 +22,14 @@ import torch
 from typing_extensions import override
 
 from lightning_multigrid import batchnorm as bn
-from lightning_multigrid import checks, compat, loaders
+from lightning_multigrid import checks, compat, loaders, validation
 from lightning_multigrid.keys import ClipShape
 from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
 from lightning_multigrid.namespace import Callback, rank_zero_info, rank_zero_warn
-from lightning_multigrid.sampler import epoch_clip_shapes
 from lightning_multigrid.schedule import (
-    DEFAULT_LONG_CYCLE_FACTORS,
-    DEFAULT_SHORT_CYCLE_FACTORS,
     BaseRecipe,
     MultigridSchedule,
+    epoch_clip_shapes,
 )
 
 __all__ = ["MultigridCallback"]
@@ -91,20 +89,20 @@ class MultigridCallback(Callback):
     def __init__(
         self,
         steps: Sequence[int],
-        gamma: float = 0.1,
+        gamma: float = BaseRecipe.gamma,
         lr_policy: Literal["step", "cosine"] | None = "step",
         warmup_epochs: float = 0.0,
-        warmup_start_factor: float = 0.1,
-        cosine_end_factor: float = 0.0,
-        epoch_factor: float = 1.5,
-        long_cycle: bool = True,
-        short_cycle: bool = True,
-        long_cycle_factors: Sequence[tuple[float, float]] = DEFAULT_LONG_CYCLE_FACTORS,
-        short_cycle_factors: Sequence[float] = DEFAULT_SHORT_CYCLE_FACTORS,
-        bn_base_size: int = 8,
+        warmup_start_factor: float = LrPolicy.warmup_start_factor,
+        cosine_end_factor: float = LrPolicy.cosine_end_factor,
+        epoch_factor: float = BaseRecipe.epoch_factor,
+        long_cycle: bool = BaseRecipe.long_cycle,
+        short_cycle: bool = BaseRecipe.short_cycle,
+        long_cycle_factors: Sequence[tuple[float, float]] = BaseRecipe.long_cycle_factors,
+        short_cycle_factors: Sequence[float] = BaseRecipe.short_cycle_factors,
+        bn_base_size: int = BaseRecipe.bn_base_size,
         precise_bn_batches: int = 200,
         precise_bn_budget: float = 0.03,
-        eval_freq: int = 3,
+        eval_freq: int = BaseRecipe.eval_freq,
         follow_eval_schedule: bool = True,
         baseline_epochs: int | None = None,
         num_frames: int | None = None,
@@ -177,7 +175,7 @@ class MultigridCallback(Callback):
         self.baseline_epochs = int(epochs)
         self.schedule = None  # built at the first train-loader request of this fit
         num_slots = len(self.cycle_settings["short_cycle_factors"]) + 1
-        checks.check_trainer_flags(
+        validation.check_trainer_flags(
             trainer.max_steps, trainer.accumulate_grad_batches, self.cycle_settings["short_cycle"], num_slots
         )
         self.world_size = trainer.world_size
@@ -229,7 +227,7 @@ class MultigridCallback(Callback):
                 "recipe; let the callback build it (use a plain DataLoader) or give both the same settings"
             )
         self._check_resumed_recipe()
-        for warning in checks.validate_stages(
+        for warning in validation.validate_stages(
             self.schedule, self.world_size, len(dataset), getattr(dataset, "slowfast_alpha", None),
             checks.find_requirements(pl_module),
         ):
@@ -241,7 +239,7 @@ class MultigridCallback(Callback):
             )
         if self.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             # Sync-BN groups must be created by every rank, in the same order, before training.
-            sizes = {p.sync_size for p in checks.stage_bn_plans(self.schedule, self.world_size) if p.mode == "sync"}
+            sizes = {p.sync_size for p in validation.stage_bn_plans(self.schedule, self.world_size) if p.mode == "sync"}
             self._sync_groups = {size: bn.new_sync_groups(size) for size in sorted(sizes)}
         if self.schedule.recipe.long_cycle:
             bn.convert_to_split_batchnorm(pl_module)

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.validation import validate_stages
 
 __all__ = ["main", "schedule_main"]
 
@@ -26,6 +27,15 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _factor_pair(text: str) -> tuple[float, float]:
+    """``"0.25,0.7071"`` -> ``(0.25, 0.7071)`` (a long-cycle ``T factor,S factor`` pair)."""
+    try:
+        t, s = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'T_FACTOR,S_FACTOR', got {text!r}") from None
+    return t, s
 
 
 def _schedule_parser() -> argparse.ArgumentParser:
@@ -43,10 +53,17 @@ def _schedule_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=None, help="training clips, for exact iteration counts")
     p.add_argument("--no-long-cycle", action="store_true")
     p.add_argument("--no-short-cycle", action="store_true")
-    p.add_argument("--epoch-factor", type=float, default=1.5)
-    p.add_argument("--gamma", type=float, default=0.1)
-    p.add_argument("--bn-base-size", type=int, default=8)
-    p.add_argument("--eval-freq", type=int, default=3)
+    # Defaults come from BaseRecipe, the one definition the callback uses too.
+    p.add_argument("--epoch-factor", type=float, default=BaseRecipe.epoch_factor)
+    p.add_argument("--gamma", type=float, default=BaseRecipe.gamma)
+    p.add_argument("--bn-base-size", type=int, default=BaseRecipe.bn_base_size)
+    p.add_argument("--eval-freq", type=int, default=BaseRecipe.eval_freq)
+    p.add_argument("--long-cycle-factors", type=_factor_pair, nargs="+", default=None, metavar="T,S",
+                   help="long-cycle grids as T_FACTOR,S_FACTOR pairs (default: 0.25,0.7071 0.5,0.7071 0.5,1 1,1)")
+    p.add_argument("--short-cycle-factors", type=float, nargs=2, default=None, metavar="F",
+                   help="the two short-cycle crop factors (default: 0.5 0.7071)")
+    p.add_argument("--jitter-scales", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="baseline short-side rescale range (default: S0*8/7, S0*10/7)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="also write a PNG plot")
     return p
@@ -75,10 +92,14 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
                 short_cycle=not args.no_short_cycle,
                 bn_base_size=args.bn_base_size,
                 eval_freq=args.eval_freq,
+                jitter_scales=tuple(args.jitter_scales) if args.jitter_scales else None,
+                **{name: value for name in ("long_cycle_factors", "short_cycle_factors")
+                   if (value := getattr(args, name)) is not None},
             )
         )
-        for stage in schedule.stages:  # fail early on a batch the devices cannot share
-            schedule.batch_norm_plan(schedule.per_device_batch_size(stage.start_epoch, args.devices), args.devices)
+        # The callback's own stage checks (batch vs devices, BN splits, data size); its warnings
+        # (plain-BN fallbacks) are the table's footnotes.
+        validate_stages(schedule, args.devices, args.num_samples)
         if args.json:
             print(json.dumps(schedule.to_dict(args.num_samples, args.devices)))
         else:

@@ -19,7 +19,12 @@ import torch
 from torch.utils.data import BatchSampler, Sampler
 
 from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import MultigridSchedule, batches_per_epoch, slot_sequence
+from lightning_multigrid.schedule import (
+    MultigridSchedule,
+    batches_per_epoch,
+    epoch_clip_shapes,
+    slot_sequence,
+)
 
 __all__ = ["MultigridBatchSampler", "SeededRandomSampler", "epoch_clip_shapes"]
 
@@ -49,16 +54,6 @@ class SeededRandomSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
-
-
-def epoch_clip_shapes(schedule: MultigridSchedule, epoch: int) -> list[ClipShape]:
-    """The clip shape of each short-cycle slot at ``epoch``, in iteration order."""
-    stage = schedule.stage_at(epoch)
-    stride = schedule.stride_range(epoch)
-    return [
-        ClipShape(stage.num_frames, slot.crop_size, stride, schedule.jitter_range(slot.crop_size))
-        for slot in schedule.short_cycle_slots(epoch)
-    ]
 
 
 class MultigridBatchSampler(BatchSampler):

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from lightning_multigrid.keys import ClipShape
+
 __all__ = [
     "DEFAULT_LONG_CYCLE_FACTORS",
     "DEFAULT_SHORT_CYCLE_FACTORS",
@@ -30,6 +32,7 @@ __all__ = [
     "BatchNormPlan",
     "MultigridSchedule",
     "batches_per_epoch",
+    "epoch_clip_shapes",
     "slot_sequence",
 ]
 
@@ -572,3 +575,13 @@ def batches_per_epoch(num_indices: int, slot_batch_sizes: Sequence[int], drop_la
             count += 1
         remaining -= size
     return count
+
+
+def epoch_clip_shapes(schedule: MultigridSchedule, epoch: int) -> list[ClipShape]:
+    """The clip shape of each short-cycle slot at ``epoch``, in iteration order."""
+    stage = schedule.stage_at(epoch)
+    stride = schedule.stride_range(epoch)
+    return [
+        ClipShape(stage.num_frames, slot.crop_size, stride, schedule.jitter_range(slot.crop_size))
+        for slot in schedule.short_cycle_slots(epoch)
+    ]

@@ -59,3 +59,20 @@ def test_bad_arguments_give_one_line_errors(args, needle):
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], out.stderr
+
+
+def test_schedule_command_takes_custom_long_cycle_factors():
+    out = subprocess.run(
+        [sys.executable, "-m", "lightning_multigrid.cli", "schedule", "--steps", "0", "2", "4", "--max-epochs", "5",
+         "--num-frames", "8", "--crop-size", "64", "--batch-size", "4", "--long-cycle-factors", "0.5,1", "1,1", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    d = json.loads(out.stdout)
+    # Two grids: (T=4, S=64) and (T=8, S=64) per LR stage, then fine-tuning at (8, 64).
+    assert {(s["num_frames"], s["crop_size"]) for s in d["stages"]} == {(4, 64), (8, 64)}
+    bad = subprocess.run(
+        [sys.executable, "-m", "lightning_multigrid.cli", "schedule", "--steps", "0", "2", "--max-epochs", "5",
+         "--num-frames", "8", "--crop-size", "64", "--batch-size", "4", "--long-cycle-factors", "0.5"],
+        capture_output=True, text=True,
+    )
+    assert bad.returncode == 2 and "T_FACTOR,S_FACTOR" in bad.stderr and bad.stderr.count("\n") == 1

@@ -1,0 +1,100 @@
+"""Pure setup-time validation (no torch, no trainer): a configuration that cannot work fails before
+the first step, naming the stage. One definition used by :class:`~lightning_multigrid.MultigridCallback`,
+the ``lightning-multigrid schedule`` command and :func:`lightning_multigrid.models.check_schedule`.
+
+* :func:`validate_stages`: every stage's batch against the data, the devices and the BN splits,
+  SlowFast's alpha and the model's declared requirements;
+* :func:`check_trainer_flags`: Trainer settings that would silently break the schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning_multigrid.schedule import (
+    BatchNormPlan,
+    MultigridSchedule,
+    batches_per_epoch,
+    epoch_clip_shapes,
+)
+
+__all__ = ["stage_bn_plans", "validate_stages", "check_trainer_flags"]
+
+
+def stage_bn_plans(schedule: MultigridSchedule, world_size: int) -> list[BatchNormPlan]:
+    """The BatchNorm plan of every stage (plain BN everywhere without the long cycle)."""
+    plans = []
+    for stage in schedule.stages:
+        if not schedule.recipe.long_cycle:
+            plans.append(BatchNormPlan("plain"))
+            continue
+        try:
+            per_device = schedule.per_device_batch_size(stage.start_epoch, world_size)
+            plans.append(schedule.batch_norm_plan(per_device, world_size))
+        except ValueError as err:
+            raise ValueError(f"stage {schedule.describe_stage(stage)}: {err}") from None
+    return plans
+
+
+def validate_stages(
+    schedule: MultigridSchedule,
+    world_size: int = 1,
+    num_samples: int | None = None,
+    slowfast_alpha: int | None = None,
+    requirements: Any = None,
+) -> list[str]:
+    """Raise ``ValueError`` naming the first stage that cannot run; return warnings to show.
+
+    Args:
+        schedule: the multigrid schedule.
+        world_size: number of devices.
+        num_samples: training clips (``None``: skip the data-size check).
+        slowfast_alpha: the dataset's SlowFast alpha (T must be a multiple of it).
+        requirements: the model's ``ModelRequirements`` (``None``: skip the model check).
+    """
+    warnings = [
+        f"stage {schedule.describe_stage(stage)}: plain BN ({plan.reason})"
+        for stage, plan in zip(schedule.stages, stage_bn_plans(schedule, world_size))
+        if plan.reason
+    ]
+    per_rank = None if num_samples is None else -(-num_samples // world_size)
+    for stage in schedule.stages:
+        where = f"multigrid stage {schedule.describe_stage(stage)}"
+        sizes = schedule.epoch_batch_sizes(stage.start_epoch, world_size)
+        if per_rank is not None and batches_per_epoch(per_rank, sizes, drop_last=True) == 0:
+            raise ValueError(
+                f"{where}: the first short-cycle batch needs {sizes[0]} clips per device but the train "
+                f"dataset has only {per_rank} per device; use more data or a smaller batch_size"
+            )
+        if slowfast_alpha and stage.num_frames % slowfast_alpha:
+            raise ValueError(
+                f"{where}: T={stage.num_frames} is not divisible by the dataset's SlowFast alpha={slowfast_alpha}; "
+                "change num_frames or long_cycle_factors"
+            )
+        if requirements is not None:
+            from lightning_multigrid.models import check_clip_shape
+
+            for shape in epoch_clip_shapes(schedule, stage.start_epoch):
+                check_clip_shape(requirements, shape.num_frames, shape.crop_size, where)
+    return warnings
+
+
+def check_trainer_flags(max_steps: int, accumulate_grad_batches: Any, short_cycle: bool, num_slots: int) -> None:
+    """Refuse Trainer settings that would silently train something other than the schedule."""
+    if max_steps not in (-1, None):
+        raise ValueError(
+            f"MultigridCallback: Trainer(max_steps={max_steps}) would stop training mid-schedule: multigrid "
+            "changes the batch size every stage, so a step count is not a fixed amount of data. Remove "
+            "max_steps; the length is set by Trainer(max_epochs=<baseline epochs>)"
+        )
+    if not isinstance(accumulate_grad_batches, int):
+        raise ValueError(
+            "MultigridCallback: a schedule of gradient accumulation is not supported (each optimizer step "
+            "must cover whole short cycles); use a constant Trainer(accumulate_grad_batches=N)"
+        )
+    if short_cycle and accumulate_grad_batches > 1 and accumulate_grad_batches % num_slots:
+        raise ValueError(
+            f"MultigridCallback: accumulate_grad_batches={accumulate_grad_batches} mixes short-cycle shapes "
+            f"whose pairing shifts every optimizer step; use a multiple of the short cycle's {num_slots} "
+            f"slots (e.g. {num_slots * max(1, accumulate_grad_batches // num_slots)}), 1, or short_cycle=False"
+        )
