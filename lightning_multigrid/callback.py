@@ -21,8 +21,8 @@ from typing import Any, Literal
 import torch
 from typing_extensions import override
 
+from lightning_multigrid import adapters, checks, compat, loaders, validation
 from lightning_multigrid import batchnorm as bn
-from lightning_multigrid import checks, compat, loaders, validation
 from lightning_multigrid.keys import ClipShape
 from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
 from lightning_multigrid.namespace import Callback, rank_zero_info, rank_zero_warn
@@ -147,6 +147,7 @@ class MultigridCallback(Callback):
         self._patch: compat.TrainerPatch | None = None
         self._module: torch.nn.Module | None = None
         self._dataset: Any = None
+        self._resample_base: ClipShape | None = None
         self._template: Any = None
         self._loader: Any = None
         self._batch_size = 0
@@ -198,9 +199,9 @@ class MultigridCallback(Callback):
             self._patch = None
 
     def _train_loader(self, trainer: Any, pl_module: Any, loader: Any) -> Any:
-        dataset, batch_size = loaders.check_train_loader(loader)
+        keyed, batch_size = loaders.check_train_loader(loader)
         if self.schedule is None:
-            self._start(trainer, pl_module, loader, dataset, batch_size)
+            self._start(trainer, pl_module, loader, keyed, batch_size)
             self._loader = None
         assert self.schedule is not None and self.seed is not None
         epoch = compat.epoch_to_run(trainer)
@@ -209,18 +210,33 @@ class MultigridCallback(Callback):
             # A stage change: the same loader (and its persistent workers) at the new epoch's len().
             self._loader.batch_sampler.set_epoch(epoch)
             return self._loader
-        self._template = loader
+        self._template, self._dataset = loader, self._view(loader, keyed)
         self._loader = loaders.train_loader(
-            loader, dataset, self.schedule, batch_size, epoch, self.seed, self.world_size,
+            loader, self._dataset, self.schedule, batch_size, epoch, self.seed, self.world_size,
             trainer.global_rank, start_batch=compat.batches_done_in_epoch(trainer),
         )
         return self._loader
 
-    def _start(self, trainer: Any, pl_module: Any, loader: Any, dataset: Any, batch_size: int) -> None:
+    def _view(self, loader: Any, keyed: Any) -> Any:
+        """The dataset the sampler's keys index: key-aware, or tier 3 (base-shape clips)."""
+        return keyed if keyed is not None else adapters.BaseShapeDataset(loader.dataset, self._resample_base)
+
+    def _start(self, trainer: Any, pl_module: Any, loader: Any, keyed: Any, batch_size: int) -> None:
         """Build and validate everything once the train loader is known."""
-        self._dataset, self._batch_size, self._template = dataset, batch_size, loader
         existing = getattr(loader, "batch_sampler", None)
-        self.schedule = MultigridSchedule(self._recipe(dataset, batch_size * self.world_size))
+        self.schedule = MultigridSchedule(self._recipe(keyed if keyed is not None else loader.dataset,
+                                                       batch_size * self.world_size))
+        r = self.schedule.recipe
+        self._resample_base = None
+        if keyed is None:
+            self._resample_base = ClipShape(r.num_frames, r.crop_size, (r.sampling_rate,) * 2, r.jitter_scales)
+            rank_zero_info(
+                f"MultigridCallback: {type(loader.dataset).__name__} does not accept (index, shape) keys, so its "
+                "base-shape clips are resampled on the device to each grid's shape: the compute saving holds, "
+                "the data cost does not shrink (see lightning_multigrid.adapters for the faster tiers)"
+            )
+        dataset = self._view(loader, keyed)
+        self._dataset, self._batch_size, self._template = dataset, batch_size, loader
         if getattr(existing, "schedule", None) is not None and existing.schedule.recipe != self.schedule.recipe:
             raise ValueError(
                 "MultigridCallback: the train loader already has a MultigridBatchSampler built from another "
@@ -236,6 +252,7 @@ class MultigridCallback(Callback):
             checks.probe_forward(
                 pl_module, dataset, self.schedule, loader.collate_fn, trainer.strategy.batch_to_device,
                 self.precise_bn_forward or checks.default_forward,
+                reshape=self._reshape if self._resample_base else None,
             )
         if self.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
             # Sync-BN groups must be created by every rank, in the same order, before training.
@@ -269,11 +286,13 @@ class MultigridCallback(Callback):
         for name, from_base in derived.items():
             if values[name] is None and base is not None:
                 values[name] = from_base(base)
-            elif values[name] is None and name != "jitter_scales":
+            elif values[name] is None and name in ("num_frames", "crop_size"):
                 raise ValueError(f"MultigridCallback: pass `{name}=` or give the train dataset a `base_shape` ClipShape")
+        # Unset stride and jitter take BaseRecipe's defaults.
+        given = {k: v for k, v in values.items() if v is not None}
         return BaseRecipe(
             steps=self.steps, max_epochs=int(self.baseline_epochs or 0), batch_size=global_batch,
-            **values, **self.cycle_settings,
+            **given, **self.cycle_settings,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -353,6 +372,8 @@ class MultigridCallback(Callback):
         slots = epoch_clip_shapes(s, epoch)
         sizes = s.epoch_batch_sizes(epoch, self.world_size)
         slot = batch_idx % len(slots)
+        if self._resample_base is not None:
+            self._reshape(batch, slots[slot], (epoch, batch_idx, trainer.global_rank))
         pl_module.log_dict(
             {
                 "multigrid/num_frames": float(slots[slot].num_frames),
@@ -400,10 +421,24 @@ class MultigridCallback(Callback):
             return
         forward = self.precise_bn_forward or checks.default_forward
         strategy = trainer.strategy
-        used = bn.update_bn_stats(
-            pl_module, loader, num_batches=len(loader), forward=lambda m, b: forward(pl_module, strategy.batch_to_device(b))
-        )
+        base_shape = epoch_clip_shapes(self.schedule, epoch)[-1]
+
+        def run(module: Any, batch: Any) -> Any:
+            batch = strategy.batch_to_device(batch)
+            if self._resample_base is not None:
+                self._reshape(batch, base_shape, (epoch, -1, trainer.global_rank))
+            return forward(pl_module, batch)
+
+        used = bn.update_bn_stats(pl_module, loader, num_batches=len(loader), forward=run)
         rank_zero_info(f"MultigridCallback: precise BN over {used} batches at epoch {epoch}")
+
+    def _reshape(self, batch: Any, shape: ClipShape, where: tuple[int, ...] = (0,)) -> None:
+        """Tier 3: resample a batch of base-shape clips to ``shape`` in place (random choices are a
+        pure function of the seed and ``where``, so a resumed run draws the same)."""
+        assert self._resample_base is not None and self.seed is not None
+        generator = torch.Generator().manual_seed(hash((self.seed, *where)) % (2**63))
+        video = adapters.batch_video(batch)
+        adapters.replace_batch_video(batch, adapters.resample_clips(video, self._resample_base, shape, generator))
 
     # ------------------------------------------------------------------------------------------
     # resume

@@ -46,9 +46,11 @@ def probe_forward(
     collate: Callable[[list[Any]], Any],
     to_device: Callable[[Any], Any],
     forward: Callable[[Any, Any], Any],
+    reshape: Callable[[Any, ClipShape], None] | None = None,
 ) -> None:
     """Run one clip per distinct T (at its smallest crop) through ``forward(module, batch)``.
 
+    ``reshape(batch, shape)`` turns a base-shape batch into ``shape`` in place (tier-3 datasets).
     Eval mode under ``no_grad``, with all RNG states restored, so training is unchanged. A failure
     names the stage, the shape, the innermost module that failed, and the usual fix.
     """
@@ -69,6 +71,8 @@ def probe_forward(
         for shape, stage in _probe_shapes(schedule):
             active.clear()
             batch = to_device(collate([dataset[ClipKey(0, shape)]]))
+            if reshape is not None:  # tier-3 datasets return base-shape clips
+                reshape(batch, shape)
             try:
                 with torch.no_grad():
                     forward(module, batch)

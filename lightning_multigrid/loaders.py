@@ -51,7 +51,8 @@ class MultigridDataLoader(DataLoader):
 
 
 def check_train_loader(loader: Any) -> tuple[Any, int]:
-    """The key-aware view of the loader's dataset and its per-device batch size, or a clear error."""
+    """The key-aware view of the loader's dataset (``None`` if it has none: tier 3 of
+    :mod:`lightning_multigrid.adapters`) and its per-device batch size, or a clear error."""
     if not isinstance(loader, DataLoader):
         raise TypeError(
             "MultigridCallback needs a single torch DataLoader as the train loader, got "
@@ -63,17 +64,10 @@ def check_train_loader(loader: Any) -> tuple[Any, int]:
             f"MultigridCallback needs a map-style train dataset; {type(dataset).__name__} is iterable "
             "(pytorchvideo's video datasets are: use lightning_multigrid.data datasets instead)"
         )
-    keyed = keyed_dataset(dataset)
-    if keyed is None:
-        raise TypeError(
-            f"train dataset {type(dataset).__name__} does not accept (index, shape) keys: set "
-            "`accepts_clip_keys = True` on it and decode `ClipKey.shape` in __getitem__ "
-            "(see lightning_multigrid.keys.unpack_key); Subset and ConcatDataset of such datasets work"
-        )
     batch_size = loader.batch_size or getattr(loader.batch_sampler, "batch_size", None)
     if not batch_size:
         raise ValueError("MultigridCallback: cannot tell the train loader's batch size")
-    return keyed, int(batch_size)
+    return keyed_dataset(dataset), int(batch_size)
 
 
 def _loader_kwargs(loader: DataLoader) -> dict[str, Any]:

@@ -188,13 +188,14 @@ def test_batch_not_divisible_by_bn_splits_fails_at_setup():
     assert module.records == []
 
 
-def test_dataset_without_shape_keys_is_refused():
+def test_dataset_without_shape_keys_needs_the_base_shape():
     class Plain(ToyModule):
         def train_dataloader(self):
             ds = torch.utils.data.TensorDataset(torch.randn(8, 3, 8, 64, 64), torch.zeros(8, dtype=torch.long))
             return torch.utils.data.DataLoader(ds, batch_size=2)
 
-    with pytest.raises(TypeError, match="does not accept \\(index, shape\\) keys"):
+    # Without keys the clips are resampled on the device (tier 3), which needs the base shape.
+    with pytest.raises(ValueError, match="pass `num_frames=` or give the train dataset a `base_shape`"):
         trainer(make_callback()).fit(Plain())
 
 
