@@ -265,6 +265,12 @@ class MultigridCallback(Callback):
         self._precise_bn_per_call = min(self.precise_bn_batches, max(1, budget))
         assert self._patch is not None
         self._patch.set_max_epochs(self.schedule.max_epochs)
+        # Training slots, precise BN and validation at every grid, with room for a last partial batch.
+        shapes = 3 * len({(b, c.num_frames, c.crop_size) for e in range(self.schedule.max_epochs)
+                          for b, c in zip(self.schedule.epoch_batch_sizes(e, self.world_size), epoch_clip_shapes(self.schedule, e))})
+        if self._patch.ensure_recompile_limit(shapes):
+            rank_zero_info(f"MultigridCallback: torch.compile may recompile for each of up to {shapes} input shapes "
+                           "of this schedule; raised torch._dynamo.config.recompile_limit to that")
         if self.log_schedule:
             from lightning_multigrid.schedule_report import format_schedule_table
 

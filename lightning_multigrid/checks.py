@@ -7,6 +7,7 @@ need no model or data are pure and live in :mod:`lightning_multigrid.validation`
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,11 @@ def _probe_shapes(schedule: MultigridSchedule) -> list[tuple[ClipShape, str]]:
             if best is None or shape.crop_size < best[0].crop_size:
                 smallest[shape.num_frames] = (shape, schedule.describe_stage(stage))
     return [smallest[t] for t in sorted(smallest)]
+
+
+def _eager() -> Any:
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
 
 
 def probe_forward(
@@ -74,7 +80,8 @@ def probe_forward(
             if reshape is not None:  # tier-3 datasets return base-shape clips
                 reshape(batch, shape)
             try:
-                with torch.no_grad():
+                # Eager even under torch.compile: the probe's hooks and batch of one are not worth graphs.
+                with torch.no_grad(), _eager():
                     forward(module, batch)
             except KeyError as err:
                 raise ValueError(

@@ -13,6 +13,10 @@ them:
 * the batches already trained in a restarted epoch (``epoch_loop.batch_progress``), so a
   mid-epoch resume continues with the next batch instead of replaying the epoch's first ones.
 
+``torch.compile`` recompiles for every new input shape and falls back to eager, with a warning, after
+``torch._dynamo.config.recompile_limit`` (8) shapes; a multigrid schedule has more, so
+:meth:`TrainerPatch.ensure_recompile_limit` raises the limit to the schedule's shape count.
+
 Public trainer settings that the callback changes (``max_epochs``, ``check_val_every_n_epoch``,
 ``reload_dataloaders_every_n_epochs``) are recorded by :class:`TrainerPatch` and restored at
 teardown, as Lightning's own ``StochasticWeightAveraging`` restores what it changes.
@@ -88,7 +92,7 @@ class TrainerPatch:
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer
         self._loop = _fit_loop(trainer)
-        self._saved: dict[str, Any] = {}
+        self._saved: dict[Any, Any] = {}
         self._source_patched = False
 
     def _remember(self, name: str, value: Any) -> None:
@@ -120,6 +124,20 @@ class TrainerPatch:
         source.dataloader = lambda: wrap(original())
         self._source_patched = True
 
+    def ensure_recompile_limit(self, num_shapes: int) -> bool:
+        """Let ``torch.compile`` keep a graph per input shape; True if the limit was raised."""
+        try:
+            import torch._dynamo.config as dynamo_config
+        except ImportError:  # pragma: no cover - torch without dynamo
+            return False
+        name = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"
+        current = getattr(dynamo_config, name)
+        if current >= num_shapes:
+            return False
+        self._saved.setdefault(("dynamo", name), current)
+        setattr(dynamo_config, name, num_shapes)
+        return True
+
     def restore(self) -> None:
         if self._source_patched:
             vars(self._loop._data_source).pop("dataloader", None)
@@ -127,6 +145,10 @@ class TrainerPatch:
         for name, value in self._saved.items():
             if name == "max_epochs":
                 self._loop.max_epochs = value
+            elif isinstance(name, tuple):  # a torch._dynamo.config setting
+                import torch._dynamo.config as dynamo_config
+
+                setattr(dynamo_config, name[1], value)
             else:
                 setattr(self.trainer, name, value)
         self._saved.clear()
