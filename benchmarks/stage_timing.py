@@ -9,7 +9,7 @@
 * PyAV's RGB converter (``decoders._frame_converter``), post-decode rescales
   (``decoders._resize_tensor``, ``frames._resize_clip``) and PIL resizes: **convert_resize**;
 * ``dataset[key]`` as a whole (via :meth:`StageTimer.item`): what is left after probe and decode is
-  **augment** (index sampling, crop, flip, normalisation).
+  **augment** (index sampling, crop, flip; normalisation runs on the training device).
 
 decord converts to RGB (and rescales, when asked) inside ``get_batch``, which cannot be split;
 its conversion counts as decode. Wrappers that find no target (a renamed private function) are
