@@ -8,14 +8,24 @@ data twice, from the same seed, base LR and optimizer:
 * ``multigrid``: the same Trainer plus :class:`~lightning_multigrid.MultigridCallback`, which derives
   its schedule from that baseline recipe.
 
+Data path (``--input frames``, the default): the synthetic videos are generated, converted once to
+JPEG frame folders (``lightning-multigrid prepare``, resumable, into ``<data-dir>_frames``), and
+both runs train on the frame folders; ``--input video`` decodes the video files instead.
+
 Each run happens in a fresh Python process (so per-run peak memory and start-up are not shared)
 and reports: training wall-clock (everything inside ``Trainer.fit`` except validation) and total
-wall-clock (fit + multi-view test), iterations, clips/s per batch shape, the fraction of training
-time spent waiting for the loader, precise-BN time, peak memory, validation top-1 against elapsed
-training time, final validation and multi-view test top-1. The measured speed-up (baseline
-training time / multigrid training time) is printed next to the theoretical one (baseline
-iterations / multigrid iterations from :class:`~lightning_multigrid.schedule.MultigridSchedule`).
-Results go to ``<out-dir>/speedup.json`` and ``<out-dir>/speedup.png``.
+wall-clock (fit + multi-view test), iterations, peak memory, validation top-1 against elapsed
+training time, final validation and multi-view test top-1. Training time is split into compute
+(steps), data wait (the loader did not keep up), precise BN, loader rebuilds, epoch starts and
+start-up (see :class:`RunMonitor`). Per grid (clip shape and batch): iterations, clips/s,
+compute-only clips/s, data wait, and the compute efficiency against the ideal
+``T0*S0^2/(T*S^2)``; the multigrid run's compute floor (schedule iterations x measured compute
+time per iteration, per grid) and its training time over that floor (:mod:`speedup_grids`).
+The measured speed-up (baseline training time / multigrid training time) is printed next to the
+theoretical one (baseline iterations / multigrid iterations from
+:class:`~lightning_multigrid.schedule.MultigridSchedule`). ``--seeds N`` repeats both runs for N
+seeds and reports each seed's and the mean test top-1 difference. Results go to
+``<out-dir>/speedup.json`` and ``<out-dir>/speedup.png``.
 
 ``--overhead`` adds the callback-overhead check: the callback with a single full-size long-cycle
 grid and no short cycle (so every iteration has the baseline's shape and batch) against a plain
