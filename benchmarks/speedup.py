@@ -8,14 +8,24 @@ data twice, from the same seed, base LR and optimizer:
 * ``multigrid``: the same Trainer plus :class:`~lightning_multigrid.MultigridCallback`, which derives
   its schedule from that baseline recipe.
 
+Data path (``--input frames``, the default): the synthetic videos are generated, converted once to
+JPEG frame folders (``lightning-multigrid prepare``, resumable, into ``<data-dir>_frames``), and
+both runs train on the frame folders; ``--input video`` decodes the video files instead.
+
 Each run happens in a fresh Python process (so per-run peak memory and start-up are not shared)
 and reports: training wall-clock (everything inside ``Trainer.fit`` except validation) and total
-wall-clock (fit + multi-view test), iterations, clips/s per batch shape, the fraction of training
-time spent waiting for the loader, precise-BN time, peak memory, validation top-1 against elapsed
-training time, final validation and multi-view test top-1. The measured speed-up (baseline
-training time / multigrid training time) is printed next to the theoretical one (baseline
-iterations / multigrid iterations from :class:`~lightning_multigrid.schedule.MultigridSchedule`).
-Results go to ``<out-dir>/speedup.json`` and ``<out-dir>/speedup.png``.
+wall-clock (fit + multi-view test), iterations, peak memory, validation top-1 against elapsed
+training time, final validation and multi-view test top-1. Training time is split into compute
+(steps), data wait (the loader did not keep up), precise BN, loader rebuilds, epoch starts and
+start-up (see :class:`RunMonitor`). Per grid (clip shape and batch): iterations, clips/s,
+compute-only clips/s, data wait, and the compute efficiency against the ideal
+``T0*S0^2/(T*S^2)``; the multigrid run's compute floor (schedule iterations x measured compute
+time per iteration, per grid) and its training time over that floor (:mod:`speedup_grids`).
+The measured speed-up (baseline training time / multigrid training time) is printed next to the
+theoretical one (baseline iterations / multigrid iterations from
+:class:`~lightning_multigrid.schedule.MultigridSchedule`). ``--seeds N`` repeats both runs for N
+seeds and reports each seed's and the mean test top-1 difference. Results go to
+``<out-dir>/speedup.json`` and ``<out-dir>/speedup.png``.
 
 ``--overhead`` adds the callback-overhead check: the callback with a single full-size long-cycle
 grid and no short cycle (so every iteration has the baseline's shape and batch) against a plain
@@ -45,6 +55,9 @@ import pytorch_lightning as pl
 
 from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import speedup_grids  # noqa: E402 - benchmarks/ sibling module
 
 __all__ = ["RunConfig", "build_parser", "main", "make_recipe", "run_training"]
 
@@ -136,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--video-size", default="64x64",
                    help="synthetic video WIDTHxHEIGHT (square: a square crop then sees the whole action)")
     d.add_argument("--video-frames", type=int, default=32, help="frames per synthetic video")
+    d.add_argument("--input", choices=("frames", "video"), default="frames",
+                   help="frames: convert the videos once to JPEG frame folders (lightning-multigrid prepare) and "
+                        "train both runs on those; video: decode the video files in every epoch")
+    d.add_argument("--frames-dir", default=None,
+                   help="where the frame folders go (default: <data-dir>_frames); redone when the videos change")
     d.add_argument("--decoder", default="pyav",
                    help="decoding backend: decord, pyav or torchcodec (pyav: ~40%% faster than decord on the tiny demo files)")
     d.add_argument("--num-workers", type=int, default=2, help="loader worker processes per run")
@@ -164,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--devices", type=int, default=1)
     h.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     h.add_argument("--threads", type=int, default=None, help="torch intra-op threads per run (default: torch's)")
-    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--seed", type=int, default=0, help="data and training seed (further seeds: --seeds)")
+    h.add_argument("--seeds", type=int, default=1,
+                   help="train both runs with seeds seed, seed+1, ... and report each seed's and the mean test "
+                        "top-1 difference (timings and the tables are the first seed's)")
     h.add_argument("--out-dir", default=DEFAULT_OUT_DIR)
     h.add_argument("--overhead", action="store_true", help="also run the callback-overhead check")
     h.add_argument("--overhead-epochs", type=int, default=3, help="epochs of each overhead run (>= 2)")
@@ -224,6 +245,31 @@ def prepare_data(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     info = json.loads(manifest.read_text())
     info.update({"generated": manifest.stat().st_mtime_ns != before, "generation_s": round(seconds, 2)})
     return root, info
+
+
+def frame_folders(video_root: Path, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """The dataset as JPEG frame folders (``lightning-multigrid prepare``), converted once.
+
+    Resumable and skipped when done; redone from scratch when the synthetic videos changed (their
+    manifest is kept beside the frames). Both runs train on the result: the same data path.
+    """
+    import shutil
+
+    from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
+
+    out = Path(args.frames_dir) if args.frames_dir else video_root.with_name(video_root.name + "_frames")
+    manifest = video_root / "manifest.json"
+    source = manifest.read_text() if manifest.is_file() else None
+    stamp = out / "source_manifest.json"
+    if source is not None and out.exists() and (not stamp.is_file() or stamp.read_text() != source):
+        shutil.rmtree(out)  # frames of other videos
+    start = time.perf_counter()
+    summary = prepare_dataset(video_root, out, PrepareOptions(format="csv", progress=False))
+    if source is not None:
+        stamp.write_text(source)
+    return out, {"frames_dir": str(out), "prepare_s": round(time.perf_counter() - start, 2),
+                 "videos_converted": summary.converted, "videos_already_done": summary.skipped_done,
+                 "frames_bytes": summary.bytes_written}
 
 
 def _count_lines(path: Path) -> int:
@@ -397,9 +443,13 @@ class RunMonitor(pl.Callback):
     * validation time: the whole validation loop (its loader start included), timed by wrapping
       ``fit_loop.epoch_loop.val_loop.run`` (hooks would miss the loader start, which Lightning
       does before ``on_validation_start``);
-    * data wait: for every training batch, the time from the end of the previous training work
+    * the wait before each training batch: the time from the end of the previous training work
       (previous batch, validation, or the start of training) to ``on_train_batch_start``, less
-      any precise-BN time in between; it includes loader (re)builds and worker start-up;
+      any precise-BN time in between. Before the fit's first batch it is **start-up** (Lightning's
+      and the callback's setup, the first loader and its workers); before an epoch's first batch it
+      is **loader rebuild** (``fit_loop.setup_data``, timed by wrapping it) plus **epoch start**
+      (the rest: epoch-end hooks, worker start-up or restart, the first batch); before any other
+      batch it is **data wait** (the loader did not keep up);
     * step time: ``on_train_batch_start`` to ``on_train_batch_end`` (this callback is last, so the
       other callbacks' per-batch work counts), less precise BN, which is reported on its own.
     """
@@ -416,6 +466,12 @@ class RunMonitor(pl.Callback):
         self.clips = 0
         self.wait_s = 0.0
         self.step_s = 0.0
+        self.startup_s = 0.0
+        self.rebuild_s = 0.0  # fit_loop.setup_data after its first call
+        self.rebuild_calls = 0
+        self.epoch_start_wait_s = 0.0
+        self._setup_data_calls = 0
+        self._mark_rebuild = 0.0
         self._fit_start = 0.0
         self._fit_end = 0.0
         self._train_end = 0.0
@@ -466,16 +522,36 @@ class RunMonitor(pl.Callback):
             finally:
                 end = time.perf_counter()
                 self.val_s += end - start
-                self._mark, self._mark_pbn = end, self.precise_bn_s
+                self._mark, self._mark_pbn, self._mark_rebuild = end, self.precise_bn_s, self.rebuild_s
                 self._record_eval(trainer, train_elapsed, end - start)
 
         loop.run = timed_run
+        setup_data = trainer.fit_loop.setup_data
+
+        def timed_setup_data(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return setup_data(*args, **kwargs)
+            finally:
+                self._setup_data_calls += 1
+                if self._setup_data_calls > 1:  # the first build belongs to start-up
+                    self.rebuild_s += time.perf_counter() - start
+                    self.rebuild_calls += 1
+
+        trainer.fit_loop.setup_data = timed_setup_data
 
     # -- hooks ---------------------------------------------------------------------------------
-    def batch_started(self) -> None:
+    def batch_started(self, batch_idx: int) -> None:
         """Called by :class:`_BatchStartStamp`, the first callback, at ``on_train_batch_start``."""
         now = time.perf_counter()
-        self._batch_wait = max(0.0, now - self._mark - (self.precise_bn_s - self._mark_pbn))
+        wait = max(0.0, now - self._mark - (self.precise_bn_s - self._mark_pbn))
+        self._batch_wait = 0.0
+        if self.iterations == 0:
+            self.startup_s += wait
+        elif batch_idx == 0:
+            self.epoch_start_wait_s += max(0.0, wait - (self.rebuild_s - self._mark_rebuild))
+        else:
+            self._batch_wait = wait
         self._batch_start, self._batch_pbn = now, self.precise_bn_s
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -494,7 +570,7 @@ class RunMonitor(pl.Callback):
         self.clips += b
         self.step_s += step
         self.wait_s += self._batch_wait
-        self._mark, self._mark_pbn = now, self.precise_bn_s
+        self._mark, self._mark_pbn, self._mark_rebuild = now, self.precise_bn_s, self.rebuild_s
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._train_end = time.perf_counter()
@@ -535,6 +611,13 @@ class RunMonitor(pl.Callback):
             "train_s": train_s,
             "val_s": self.val_s,
             "setup_and_teardown_s": fit_s - self.val_s - self.step_s - self.wait_s - self.precise_bn_s,
+            "startup_s": self.startup_s,
+            "loader_rebuild_s": self.rebuild_s,
+            "setup_data_calls": self.rebuild_calls,
+            "epoch_start_wait_s": self.epoch_start_wait_s,
+            # Training time outside all of the above (epoch ends after the last batch, teardown).
+            "other_s": train_s - self.step_s - self.wait_s - self.precise_bn_s - self.startup_s - self.rebuild_s
+            - self.epoch_start_wait_s,
             "step_s": self.step_s,
             "data_wait_s": self.wait_s,
             "data_wait_fraction": self.wait_s / train_s if train_s > 0 else None,
@@ -558,7 +641,7 @@ class _BatchStartStamp(pl.Callback):
         self.monitor = monitor
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
-        self.monitor.batch_started()
+        self.monitor.batch_started(batch_idx)
 
 
 def _median(values: Sequence[float]) -> float:
@@ -587,6 +670,45 @@ def _run_child(cfg: RunConfig, workdir: Path) -> dict[str, Any]:
     result = json.loads(result_path.read_text())
     result["process_s"] = time.perf_counter() - start
     return result
+
+
+def _run_pair(cfg: RunConfig, only: str | None, workdir: Path, log: Any) -> dict[str, dict[str, Any]]:
+    """Baseline then multigrid (or ``only`` one of them) at ``cfg.seed``."""
+    runs = {}
+    for kind in ("baseline", "multigrid"):
+        if only and kind != only:
+            continue
+        log(f"== {kind} (seed {cfg.seed}): {cfg.model}, (B0, T0, S0) = ({cfg.batch_size * cfg.devices}, "
+            f"{cfg.num_frames}, {cfg.crop_size}), baseline {cfg.epochs} epochs, steps {cfg.steps}")
+        runs[kind] = _run_child(RunConfig(**{**asdict(cfg), "kind": kind}), workdir)
+    return runs
+
+
+def _grid_report(cfg: RunConfig, schedule: MultigridSchedule, num_train: int, runs: dict[str, Any]) -> dict[str, Any]:
+    """Per run, the per-grid table (efficiency against the base grid; see :mod:`speedup_grids`)."""
+    base = (cfg.num_frames, cfg.crop_size, cfg.batch_size)
+    expected = {
+        "baseline": {base: int(schedule.baseline_iterations(num_train, cfg.devices))},
+        "multigrid": speedup_grids.schedule_grid_iterations(schedule, num_train, cfg.devices),
+    }
+    reference = next((r["compute_clips_per_s"] for r in runs.get("baseline", {}).get("shapes", [])
+                      if (r["num_frames"], r["crop_size"], r["batch_size"]) == base), None)
+    return {name: speedup_grids.grid_table(run["shapes"], base, expected[name], reference) for name, run in runs.items()}
+
+
+def _time_budget(run: dict[str, Any] | None, grids: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The multigrid run's training time against its compute floor, and what the rest went to."""
+    if not run or not grids:
+        return {}
+    floor = speedup_grids.compute_floor(grids)
+    parts = ("step_s", "data_wait_s", "precise_bn_s", "loader_rebuild_s", "epoch_start_wait_s", "startup_s", "other_s")
+    return {
+        "compute_floor_s": floor,
+        "train_s": run["train_s"],
+        "train_over_floor": run["train_s"] / floor if floor > 0 else None,
+        "precise_bn_fraction": run["precise_bn_s"] / run["train_s"] if run["train_s"] > 0 else None,
+        **{part: run[part] for part in parts},
+    }
 
 
 def _baseline_eval_epochs(epochs: int, count: int) -> list[int]:
@@ -627,8 +749,13 @@ def format_report(report: dict[str, Any]) -> str:
     runs = {k: report["runs"][k] for k in ("baseline", "multigrid") if k in report["runs"]}
     rows = [
         ("training wall-clock (s)", lambda r: _fmt(r["train_s"])),
+        ("  of which compute (steps, s)", lambda r: _fmt(r["step_s"])),
         ("  of which data wait (s)", lambda r: _fmt(r["data_wait_s"])),
         ("  of which precise BN (s)", lambda r: _fmt(r["precise_bn_s"])),
+        ("  of which loader rebuilds (s)", lambda r: _fmt(r["loader_rebuild_s"])),
+        ("  of which epoch starts (s)", lambda r: _fmt(r["epoch_start_wait_s"])),
+        ("  of which start-up (s)", lambda r: _fmt(r["startup_s"])),
+        ("  of which other (s)", lambda r: _fmt(r["other_s"])),
         ("data-wait fraction", lambda r: _fmt(r["data_wait_fraction"], ".1%")),
         ("validation (s), passes", lambda r: f"{_fmt(r['val_s'])}, {len(r['evaluations'])}"),
         ("multi-view test (s)", lambda r: _fmt(r["test_s"])),
@@ -665,14 +792,21 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"test top-1 multigrid - baseline: {100 * diff:+.2f} points{per_video}: "
                          f"{verdict} the 1-point bar")
     lines.append("")
-    lines.append("throughput per batch shape (T, S, batch): clips/s end-to-end | compute only | data-wait share")
-    for name, r in runs.items():
-        for row in r["shapes"]:
-            lines.append(
-                f"  {name:10} T={row['num_frames']:<3} S={row['crop_size']:<4} B={row['batch_size']:<4} "
-                f"iters {row['iterations']:5d}  {_fmt(row['clips_per_s']):>7} | {_fmt(row['compute_clips_per_s']):>7} | "
-                f"{_fmt(row['wait_fraction'], '.0%'):>4}"
-            )
+    lines.append("per grid; efficiency = (compute-only clips/s over the base grid's) / ideal T0*S0^2/(T*S^2):")
+    for name, grids in report.get("grids", {}).items():
+        lines.extend(speedup_grids.format_grids(name, grids))
+    budget = report.get("time_budget")
+    if budget:
+        lines.append(
+            f"multigrid compute floor {budget['compute_floor_s']:.1f}s (schedule iterations x measured compute "
+            f"s/iteration per grid); training {budget['train_s']:.1f}s = {_fmt(budget['train_over_floor'], '.3f')} x "
+            f"floor; precise BN {_fmt(budget['precise_bn_fraction'], '.1%')} of training"
+        )
+    seeds = report.get("seeds", {}).get("seeds", [])
+    if len(seeds) > 1:
+        lines.append("test top-1 difference per seed (multigrid - baseline): " + ", ".join(
+            f"seed {e['seed']}: {_fmt(None if e['test_top1_difference'] is None else 100 * e['test_top1_difference'], '+.2f')}"
+            for e in seeds) + f"; mean {_fmt(_points(report['seeds']['mean_test_top1_difference']), '+.2f')} points")
     if "overhead" in report:
         o = report["overhead"]
         lines.append("")
@@ -682,6 +816,10 @@ def format_report(report: dict[str, Any]) -> str:
             f"ratio {o['ratio']:.3f} (median step ratio {o['median_step_ratio']:.3f})"
         )
     return "\n".join(lines)
+
+
+def _points(value: float | None) -> float | None:
+    return None if value is None else 100 * value
 
 
 def plot_curves(report: dict[str, Any], path: Path) -> Path:
@@ -759,8 +897,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data_dir, data_info = prepare_data(args)
     num_classes = _num_classes(data_dir)
     num_train = _count_lines(data_dir / "train.csv")
+    train_dir = data_dir
+    if args.input == "frames":
+        train_dir, frames_info = frame_folders(data_dir, args)
+        data_info.update(frames_info)
+        log(f"frame folders: {train_dir} (prepared in {frames_info['prepare_s']:.1f}s, "
+            f"{frames_info['videos_converted']} videos converted)")
     cfg = RunConfig(
-        kind="baseline", data_dir=str(data_dir.resolve()), model=args.model, num_classes=num_classes,
+        kind="baseline", data_dir=str(train_dir.resolve()), model=args.model, num_classes=num_classes,
         num_frames=args.num_frames, crop_size=args.crop_size, sampling_rate=args.sampling_rate,
         jitter_scales=list(args.jitter_scales) if args.jitter_scales else None, batch_size=args.batch_size,
         epochs=args.epochs, steps=list(args.steps), gamma=args.gamma, lr=args.lr,
@@ -779,14 +923,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(format_schedule_table(schedule, cfg.devices, num_train), flush=True)
 
     runs: dict[str, dict[str, Any]] = {}
+    per_seed: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="speedup-") as tmp:
         workdir = Path(tmp)
-        for kind in ("baseline", "multigrid"):
-            if args.only and kind != args.only:
-                continue
-            log(f"== {kind}: {cfg.model}, (B0, T0, S0) = ({cfg.batch_size * cfg.devices}, {cfg.num_frames}, "
-                f"{cfg.crop_size}), baseline {cfg.epochs} epochs, steps {cfg.steps}")
-            runs[kind] = _run_child(RunConfig(**{**asdict(cfg), "kind": kind}), workdir)
+        for seed in range(args.seed, args.seed + max(1, args.seeds)):
+            seed_runs = _run_pair(RunConfig(**{**asdict(cfg), "seed": seed}), args.only, workdir, log)
+            runs = runs or seed_runs  # timings and tables: the first seed's
+            per_seed.append({"seed": seed, **{f"{k}_test_top1": r.get("test_top1") for k, r in seed_runs.items()},
+                             **({"measured_speedup": seed_runs["baseline"]["train_s"] / seed_runs["multigrid"]["train_s"]}
+                                if len(seed_runs) == 2 else {})})
         overhead = _overhead(cfg, args.overhead_epochs, workdir, log) if args.overhead else None
 
     report: dict[str, Any] = {
@@ -799,6 +944,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "speedup": _speedups(args, cfg, num_train, runs.get("baseline"), runs.get("multigrid")),
         "machine": {"cpu_count": os.cpu_count(), "platform": sys.platform},
     }
+    report["grids"] = _grid_report(cfg, schedule, num_train, runs)
+    report["time_budget"] = _time_budget(runs.get("multigrid"), report["grids"].get("multigrid"))
+    report["seeds"] = speedup_grids.seeds_summary(per_seed)
     if overhead is not None:
         report["overhead"] = overhead
     report["wall_clock_s"] = time.perf_counter() - wall_start

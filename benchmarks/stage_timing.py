@@ -7,9 +7,9 @@
 * the decoders' ``decode`` calls (the video backend's and the frame-folder reader's): their time
   less the opens and conversions inside them is **decode**;
 * PyAV's RGB converter (``decoders._frame_converter``), post-decode rescales
-  (``decoders._resize_tensor``, ``frames._resize_clip``) and PIL resizes: **convert_resize**;
+  (``decoders.resize_tensor``, ``frames._resize_clip``) and PIL resizes: **convert_resize**;
 * ``dataset[key]`` as a whole (via :meth:`StageTimer.item`): what is left after probe and decode is
-  **augment** (index sampling, crop, flip, normalisation).
+  **augment** (index sampling, crop, flip; normalisation runs on the training device).
 
 decord converts to RGB (and rescales, when asked) inside ``get_batch``, which cannot be split;
 its conversion counts as decode. Wrappers that find no target (a renamed private function) are
@@ -74,7 +74,7 @@ class StageTimer:
             patch(dataset, "probe", "probe")
             for decoder in {id(dataset.decoder): dataset.decoder, id(frames_module.FRAME_READER): frames_module.FRAME_READER}.values():
                 patch(decoder, "decode", "decode_call")
-            patch(decoders_module, "_resize_tensor", "convert")
+            patch(decoders_module, "resize_tensor", "convert")
             patch(decoders_module, "_frame_converter", "convert",
                   lambda make: lambda *a, **k: self._timed("convert", make(*a, **k)))
             patch(Image.Image, "resize", "convert")

@@ -63,7 +63,7 @@ def test_csv_items_have_the_key_shape(synthetic_root: Path, decoder: str) -> Non
     assert len(dataset) == 8 and dataset.num_classes == 4
     assert dataset.classes == ["move_left", "move_right", "grow", "shrink"]
     item = dataset[3]
-    assert item["video"].shape == (3, 8, 42, 42) and item["video"].dtype == torch.float32
+    assert item["video"].shape == (3, 8, 42, 42) and item["video"].dtype == torch.uint8
     assert item["label"].dtype == torch.int64 and item["label"].shape == ()
     assert item["label"].item() == int(dataset.records[3].label) and item["index"] == 3
     for key, expected in [
@@ -80,7 +80,7 @@ def test_csv_items_have_the_key_shape(synthetic_root: Path, decoder: str) -> Non
 
 
 def test_slowfast_pathways_and_divisibility(synthetic_root: Path) -> None:
-    dataset = _csv(synthetic_root, slowfast_alpha=4)
+    dataset = _csv(synthetic_root, slowfast_alpha=4, normalize=True)  # packed in the worker
     slow, fast = dataset[0]["video"]
     assert fast.shape == (3, 8, 42, 42) and slow.shape == (3, 2, 42, 42)
     # PySlowFast's slow pathway: linspace(0, 7, 2) -> frames 0 and 7 of the fast clip.
@@ -94,7 +94,7 @@ def test_slowfast_pathways_and_divisibility(synthetic_root: Path) -> None:
 
 
 def test_test_mode_multi_view(synthetic_root: Path) -> None:
-    dataset = _csv(synthetic_root, "test", test_num_clips=2, test_num_crops=3, slowfast_alpha=2)
+    dataset = _csv(synthetic_root, "test", test_num_clips=2, test_num_crops=3, slowfast_alpha=2, normalize=True)
     assert len(dataset) == 4 * 6
     # At the base stride 4 an 8-frame window is 32 frames, the whole video, so both test clips would
     # coincide (reference window rule); at stride 2 the windows are [0, 16) and [16, 32).
@@ -280,7 +280,7 @@ def test_charades_multi_label(synthetic_root: Path, tmp_path: Path) -> None:
     assert target.nonzero().flatten().tolist() == [92, 147]
     assert dataset[1]["label"].nonzero().flatten().tolist() == [3]
     assert dataset[2]["label"].sum() == 0
-    slow, fast = dataset[ClipKey(0, ClipShape(16, 30, (1, 2), (34, 60)))]["video"]
+    slow, fast = dataset.finish(dataset[ClipKey(0, ClipShape(16, 30, (1, 2), (34, 60)))]["video"])
     assert fast.shape == (3, 16, 30, 30) and slow.shape == (3, 4, 30, 30)
     with pytest.raises(ValueError, match="outside"):
         build_dataset("charades", tmp_path, "train.csv", "train", BASE, num_classes=100)
@@ -379,7 +379,8 @@ def test_multi_view_test_never_drops_or_duplicates_a_video(synthetic_root: Path,
     records, bad_positions = _good_and_broken(synthetic_root, broken_videos)
     records = records[:-4] + [records[bad_positions[0]]]  # bad files in the middle and last
     dataset = VideoClipDataset(
-        records, BASE, "test", test_num_clips=2, test_num_crops=3, max_failure_rate=0.3, slowfast_alpha=4
+        records, BASE, "test", test_num_clips=2, test_num_crops=3, max_failure_rate=0.3, slowfast_alpha=4,
+        normalize=True,  # placeholders are finished like decoded clips
     )
     bad = {i for i, r in enumerate(records) if "broken" in r.path}
     items = [dataset[i] for i in range(len(dataset))]

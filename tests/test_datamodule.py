@@ -43,6 +43,7 @@ def test_setup_and_loaders_without_workers(synthetic_root: Path) -> None:
     assert len(batches) == 4
     for batch in batches:
         assert batch["video"].shape == (2, 3, 8, 42, 42) and batch["label"].shape == (2,)
+        assert batch["video"].dtype == torch.uint8
     assert sorted(i for b in batches for i in b["index"].tolist()) == list(range(8))
     val = next(iter(dm.val_dataloader()))
     assert val["video"].shape == (2, 3, 8, 42, 42)
@@ -78,8 +79,9 @@ def test_loaders_with_two_workers_survive_a_bad_file(
     batches = list(loader)
     assert len(batches) == 4
     for batch in batches:
-        slow, fast = batch["video"]
-        assert fast.shape == (2, 3, 8, 42, 42) and slow.shape == (2, 3, 2, 42, 42)
+        assert batch["video"].dtype == torch.uint8  # workers deliver raw clips ...
+        slow, fast = dm.transfer_batch_to_device(batch, torch.device("cpu"), 0)["video"]  # ... finished here
+        assert fast.shape == (2, 3, 8, 42, 42) and slow.shape == (2, 3, 2, 42, 42) and fast.dtype == torch.float32
     assert 3 not in [i for b in batches for i in b["index"].tolist()]  # the bad line was replaced
     # A multigrid-style batch of ClipKeys through the same workers.
     keyed = torch.utils.data.DataLoader(
@@ -87,7 +89,7 @@ def test_loaders_with_two_workers_survive_a_bad_file(
         batch_sampler=[[ClipKey(i, ClipShape(4, 30, (1, 8), (34, 60))) for i in range(4)]],
         **dm.loader_options(),
     )
-    slow, fast = next(iter(keyed))["video"]
+    slow, fast = dm.finish_batch(next(iter(keyed)))["video"]
     assert fast.shape == (4, 3, 4, 30, 30) and slow.shape == (4, 3, 1, 30, 30)
 
 

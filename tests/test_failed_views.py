@@ -24,7 +24,8 @@ def test_multi_view_test_reports_undecodable_videos_and_evaluates_the_rest_once(
     records.insert(0, VideoRecord(str(broken_videos["text"]), 1))  # first: its views fail back to back
     records.insert(4, VideoRecord(str(broken_videos["empty"]), 2))
     dataset = VideoClipDataset(
-        records, ClipShape(4, 32, (2, 2), (32, 32)), "test", test_num_clips=2, test_num_crops=3, max_failure_rate=0.3
+        records, ClipShape(4, 32, (2, 2), (32, 32)), "test", test_num_clips=2, test_num_crops=3, max_failure_rate=0.3,
+        normalize=True,  # a plain DataLoader into the model: the worker finishes the clips
     )
     torch.manual_seed(0)
     module = VideoClassifier("c2d_tiny", num_classes=4)

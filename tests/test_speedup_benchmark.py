@@ -25,7 +25,7 @@ def load_benchmark():
 @pytest.mark.slow
 def test_quick_benchmark_reports_both_runs(tmp_path):
     bench = load_benchmark()
-    report = bench.main(["--quick", "--quiet", "--overhead", "--data-dir", str(tmp_path / "data"),
+    report = bench.main(["--quick", "--quiet", "--overhead", "--seeds", "2", "--data-dir", str(tmp_path / "data"),
                          "--out-dir", str(tmp_path / "out")])
     on_disk = json.loads((tmp_path / "out" / "speedup.json").read_text())
     assert on_disk["runs"].keys() == report["runs"].keys() == {"baseline", "multigrid"}
@@ -56,3 +56,46 @@ def test_quick_benchmark_reports_both_runs(tmp_path):
     assert overhead["ratio"] == pytest.approx(
         overhead["callback_s_per_iteration"] / overhead["plain_s_per_iteration"], rel=1e-6)
     assert "callback overhead" in bench.format_report(report)
+    _check_data_path_grids_floor_and_seeds(bench, report, cfg)
+
+
+def _check_data_path_grids_floor_and_seeds(bench, report, cfg) -> None:  # noqa: ANN001
+    """The new fields: structure and internal consistency only (never timings)."""
+    # Default path: generate, prepare frame folders, and train both runs on those.
+    data = report["data"]
+    assert cfg["data_dir"] == str(Path(data["frames_dir"]).resolve()) and data["videos_converted"] == 60
+    assert (Path(data["frames_dir"]) / "train.csv").is_file()
+    t0, s0, b0 = cfg["num_frames"], cfg["crop_size"], cfg["batch_size"]
+    for name, run in report["runs"].items():
+        grids = report["grids"][name]
+        assert sum(g["iterations"] for g in grids) == run["iterations"]
+        for g in grids:
+            # The schedule's own count per grid is what was trained.
+            assert g["schedule_iterations"] == g["iterations"]
+            t, s = g["num_frames"], g["crop_size"]
+            assert g["ideal_ratio"] == pytest.approx(t0 * s0**2 / (t * s**2))
+            assert g["efficiency"] == pytest.approx(g["compute_ratio"] / g["ideal_ratio"])
+            assert g["wait_over_step"] == pytest.approx(g["wait_s"] / (g["step_s_per_iteration"] * g["iterations"]), rel=1e-2)
+        base = next(g for g in grids if (g["num_frames"], g["crop_size"], g["batch_size"]) == (t0, s0, b0))
+        assert base["compute_ratio"] == pytest.approx(1.0) and base["efficiency_reference"] == "own base grid"
+        # Every second of training is in exactly one bucket.
+        parts = ("step_s", "data_wait_s", "precise_bn_s", "loader_rebuild_s", "epoch_start_wait_s", "startup_s", "other_s")
+        assert sum(run[p] for p in parts) == pytest.approx(run["train_s"], rel=1e-9)
+        assert all(run[p] >= 0 for p in parts[:-1])
+    assert len(report["grids"]["multigrid"]) > 1 and len(report["grids"]["baseline"]) == 1
+    budget = report["time_budget"]
+    grids = report["grids"]["multigrid"]
+    assert budget["compute_floor_s"] == pytest.approx(
+        sum(g["schedule_iterations"] * g["step_s_per_iteration"] for g in grids))
+    # The schedule's iterations equal the trained ones, so the floor is the measured step time.
+    assert budget["compute_floor_s"] == pytest.approx(report["runs"]["multigrid"]["step_s"], abs=0.01)
+    assert budget["train_over_floor"] == pytest.approx(budget["train_s"] / budget["compute_floor_s"])
+    seeds = report["seeds"]
+    assert [e["seed"] for e in seeds["seeds"]] == [cfg["seed"], cfg["seed"] + 1]
+    first = seeds["seeds"][0]
+    assert first["baseline_test_top1"] == report["runs"]["baseline"]["test_top1"]
+    diffs = [e["multigrid_test_top1"] - e["baseline_test_top1"] for e in seeds["seeds"]]
+    assert [e["test_top1_difference"] for e in seeds["seeds"]] == pytest.approx(diffs)
+    assert seeds["mean_test_top1_difference"] == pytest.approx(sum(diffs) / 2)
+    text = bench.format_report(report)
+    assert "compute floor" in text and "mean" in text and "efficiency" in text

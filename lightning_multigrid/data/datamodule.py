@@ -4,6 +4,11 @@ The training loader is a plain shuffled ``DataLoader`` at the base shape; the mu
 replaces its batching with a shape-aware batch sampler over :attr:`VideoDataModule.train_dataset`
 (see :meth:`VideoDataModule.loader_options` for the settings to reuse). Validation runs at the
 base shape with one centre view; testing yields ``test_num_clips * test_num_crops`` views per video.
+
+Loader workers only decode and crop: batches travel as ``uint8`` and are finished (float, normalised
+with :attr:`VideoDataDefinition.mean`/``std``, SlowFast pathways packed) on the training device by
+:meth:`VideoDataDefinition.transfer_batch_to_device`, the one place Lightning moves every batch of
+training, validation, testing, prediction, and the multigrid callback's precise BN and shape probe.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from ..namespace import lightning_module, save_init_arguments
 from .datasets import Split, VideoClipDataset, build_dataset
 from .decoders import DEFAULT_DECODER, get_decoder
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
-from .transforms import DEFAULT_MEAN, DEFAULT_STD
+from .transforms import DEFAULT_MEAN, DEFAULT_STD, finish_clips
 
 __all__ = ["VideoDataModule", "VideoDataDefinition"]
 
@@ -60,7 +65,8 @@ class VideoDataDefinition:
         random_flip: horizontal flips in training; default off for SSv2 and the synthetic set
             (``synthetic=True``, or a ``root`` that holds a generated set's manifest), whose
             classes depend on left/right direction; on otherwise.
-        mean, std: per-channel normalisation.
+        mean, std: per-channel normalisation, applied on the training device (the datasets
+            deliver ``uint8`` clips; see :meth:`transfer_batch_to_device`).
         synthetic: generate the synthetic dataset into ``root`` in :meth:`prepare_data` if absent
             and train on it (format ``csv``).
         synthetic_num_classes, synthetic_videos_per_class, synthetic_size, synthetic_num_frames,
@@ -269,6 +275,26 @@ class VideoDataDefinition:
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_dataset, batch_size=self.batch_size, shuffle=False, **self.loader_options())
+
+    # ----------------------------------------------------------------------------------------
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move the batch, then finish its ``uint8`` clips there (:meth:`finish_batch`).
+
+        This hook rather than ``on_after_batch_transfer``: Lightning runs one implementation of each
+        hook, the DataModule's when both define it, so taking ``transfer_batch_to_device`` leaves a
+        LightningModule's own ``on_after_batch_transfer`` (e.g. GPU augmentation) running, on float
+        clips.
+        """
+        batch = super().transfer_batch_to_device(batch, device, dataloader_idx)  # type: ignore[misc]
+        return self.finish_batch(batch)
+
+    def finish_batch(self, batch: Any) -> Any:
+        """A dict batch whose ``"video"`` is ``uint8`` with the model's float input in its place
+        (:func:`~.transforms.finish_clips` with this module's mean, std and SlowFast alpha); any other
+        batch unchanged."""
+        if isinstance(batch, dict) and isinstance(batch.get("video"), torch.Tensor) and batch["video"].dtype == torch.uint8:
+            return {**batch, "video": finish_clips(batch["video"], self.mean, self.std, self.slowfast_alpha)}
+        return batch
 
 
 class VideoDataModule(VideoDataDefinition, lightning_module.LightningDataModule):  # type: ignore[misc,name-defined]

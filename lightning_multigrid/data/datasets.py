@@ -8,7 +8,9 @@ list of :class:`VideoRecord`; one subclass per annotation format only parses its
 * :class:`SSv2Dataset`: Something-Something v2 JSON files, TSN-style segment sampling.
 * :class:`CharadesDataset`: Charades CSV with an ``actions`` column, multi-hot targets.
 
-Items are dicts: ``"video"`` (float ``(C, T, S, S)``, or ``[slow, fast]`` for SlowFast), ``"label"``
+Items are dicts: ``"video"`` (``uint8`` ``(C, T, S, S)``, finished into the model's float input on
+the training device by :func:`~.transforms.finish_clips`; with ``normalize=True`` the float
+``(C, T, S, S)``, or ``[slow, fast]`` for SlowFast), ``"label"``
 (``int64`` scalar, or a float multi-hot vector), ``"index"``; evaluation items add
 ``"video_index"``, ``"view_index"`` and ``"failed"``.
 
@@ -89,10 +91,16 @@ class VideoClipDataset(Dataset):
         multi_label: labels are tuples of class ids; targets are float multi-hot vectors.
         sampling: ``"stride"`` (clips of ``T`` frames at a stride) or ``"segment"`` (TSN: ``T``
             segments over the whole video; the stride range is then unused).
-        slowfast_alpha: return ``[slow, fast]`` with ``slow = fast[:, ::alpha]``.
+        slowfast_alpha: SlowFast's speed ratio: ``num_frames`` must be a multiple of it, and
+            :meth:`finish` (or ``normalize=True``) packs ``[slow, fast]`` (:func:`~.transforms.pack_pathways`).
         test_num_clips: temporal views per video in test mode (evenly spaced).
         test_num_crops: spatial views per video in test mode, 1 (centre) or 3 (along the long side).
-        mean, std: per-channel normalisation of frames scaled to [0, 1].
+        mean, std: per-channel normalisation of frames scaled to [0, 1], applied by :meth:`finish`.
+        normalize: ``False`` (default): items hold the ``uint8`` clip, so loader workers only decode
+            and crop and move 4x fewer bytes; :class:`~.datamodule.VideoDataModule` finishes each
+            batch on the training device, and a loader of your own calls
+            ``dataset.finish(batch["video"].to(device))``. ``True``: items hold the finished float
+            clip (normalised, SlowFast pathways packed), computed in the worker.
         random_flip: horizontal flip in training (turn off for direction-defined classes).
         max_failure_rate: raise once more than this fraction of the dataset's videos turned out
             unreadable during the run (counted per distinct video, over all loader workers and
@@ -125,6 +133,7 @@ class VideoClipDataset(Dataset):
         test_num_crops: int = 1,
         mean: Sequence[float] = T.DEFAULT_MEAN,
         std: Sequence[float] = T.DEFAULT_STD,
+        normalize: bool = False,
         random_flip: bool = True,
         max_failure_rate: float = 0.1,
         min_failures: int = 3,
@@ -172,6 +181,7 @@ class VideoClipDataset(Dataset):
         self.test_num_crops = test_num_crops if split == "test" else 1
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+        self.normalize = normalize
         self.random_flip = random_flip
         self.max_failure_rate = max_failure_rate
         self.min_failures = min_failures
@@ -246,8 +256,14 @@ class VideoClipDataset(Dataset):
 
     def _placeholder(self, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
         """A zero clip of the shape a decoded view would have (it keeps the batch collatable)."""
-        video = torch.zeros(3, shape.num_frames, shape.crop_size, shape.crop_size)
-        return T.pack_pathways(video, self.slowfast_alpha) if self.slowfast_alpha else video
+        video = torch.zeros(3, shape.num_frames, shape.crop_size, shape.crop_size, dtype=torch.uint8)
+        return self.finish(video) if self.normalize else video
+
+    def finish(self, video: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """The model's input from this dataset's ``uint8`` clips ``(C, T, H, W)`` or a batch of them:
+        normalised with :attr:`mean` and :attr:`std`, packed into ``[slow, fast]`` with
+        ``slowfast_alpha`` (see :func:`~.transforms.finish_clips`). Call it on the training device."""
+        return T.finish_clips(video, self.mean, self.std, self.slowfast_alpha)
 
     # ----------------------------------------------------------------------------------------
     def _check_shape(self, shape: ClipShape) -> None:
@@ -320,10 +336,8 @@ class VideoClipDataset(Dataset):
             frames = T.spatial_crop(frames, crop, crop_index, self.test_num_crops)
         if frames.shape[0] != num_frames:
             raise ValueError(f"{record.path}: decoder returned {frames.shape[0]} of {num_frames} frames")
-        video = T.normalize_video(frames, self.mean, self.std)
-        if self.slowfast_alpha:
-            return T.pack_pathways(video, self.slowfast_alpha)
-        return video
+        video = frames.permute(1, 0, 2, 3)  # (C, T, H, W), still uint8
+        return self.finish(video) if self.normalize else video
 
     def _report_failure(self, path: str, exc: Exception) -> str:
         """Record an unreadable video (logged once per run), apply the failure-rate rule.

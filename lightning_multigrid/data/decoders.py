@@ -50,7 +50,7 @@ from .decoder_base import (
     resized_size,
     timestamps_agree,
 )
-from .frame_index import FrameIndex, import_av, read_frames, rotate_to_display
+from .frame_index import FrameIndex, import_av, one_swscale_thread, read_frames, rotate_to_display
 
 __all__ = [
     "DEFAULT_DECODER",
@@ -311,6 +311,7 @@ def _frame_converter(index: FrameIndex, short_side: int | None) -> Callable:
     from av.video.reformatter import VideoReformatter  # noqa: PLC0415 - av is imported lazily
 
     reformatter = VideoReformatter()
+    threads = one_swscale_thread()  # one decode per loader worker: swscale threads only add cost
     width, height = index.width, index.height
     if short_side is not None:
         width, height = resized_size(width, height, short_side)
@@ -318,7 +319,7 @@ def _frame_converter(index: FrameIndex, short_side: int | None) -> Callable:
         width, height = height, width  # the coded frame is the display frame turned by 90 degrees
 
     def convert(frame) -> torch.Tensor:  # noqa: ANN001
-        rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24")
+        rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24", **threads)
         return rotate_to_display(torch.from_numpy(rgb.to_ndarray()), index.rotation)
 
     return convert

@@ -28,6 +28,7 @@ start and counting, which is always right.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 from array import array
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ import torch
 
 from .decode_errors import DecoderUnavailableError, VideoDecodeError, reason
 
-__all__ = ["FrameIndex", "FrameTimes", "build_frame_index", "import_av", "open_video", "read_frames", "rotate_to_display"]
+__all__ = ["FrameIndex", "FrameTimes", "build_frame_index", "import_av", "one_swscale_thread", "open_video", "read_frames", "rotate_to_display"]
 
 #: Formats whose packet timestamps are decode-order counters, not presentation times.
 _NO_PRESENTATION_TIMESTAMPS = ("avi",)
@@ -124,6 +125,18 @@ def import_av():  # noqa: ANN202 - returns a module
     except ImportError as exc:  # pragma: no cover - av is a hard dependency
         raise DecoderUnavailableError("decoder 'pyav' is not installed: pip install av") from exc
     return av
+
+
+@functools.cache
+def one_swscale_thread() -> dict[str, int]:
+    """Keyword arguments for ``reformat`` that keep swscale to one thread.
+
+    PyAV >= 17 converts with several threads by default (``threads=0``: auto), which costs more
+    than it saves on video-sized frames inside loader or ``prepare`` workers (measured in
+    ``benchmarks/profile_decoders.py``); older versions have no such argument.
+    """
+    av = import_av()
+    return {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 
 
 def open_video(path: str):  # noqa: ANN201 - (container, stream)

@@ -162,7 +162,7 @@ def _decode_reduced(files: list[str], size: tuple[int, int]) -> torch.Tensor:
     (``draft`` picks the largest reduction that keeps both sides >= ``size``), then a small resize.
 
     Returns a ``(T, C, H, W)`` view of ``(T, H, W, C)`` memory: the crop slices it and
-    normalisation copies it once, so a contiguous copy here would be one more full pass.
+    collation into the batch copies it once, so a contiguous copy here would be one more full pass.
     """
     out = np.empty((len(files), size[1], size[0], 3), dtype=np.uint8)
     for row, file in enumerate(files):

@@ -37,6 +37,7 @@ from typing import Any
 
 from .datasets import VideoClipDataset
 from .decoders import resized_size
+from .frame_index import one_swscale_thread
 from .frames import META_NAME, FrameFolderInfo, frame_name
 from .prepare_layout import DEFAULT_SPLITS, frame_folder_of, load_split, split_names, write_split
 
@@ -113,7 +114,7 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
                         width, height = resized_size(width, height, short_side)
                 # AREA averages every source pixel when shrinking.
                 rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA",
-                                     **_ONE_SWSCALE_THREAD)
+                                     **one_swscale_thread())
                 Image.fromarray(rgb.to_ndarray()).save(tmp / f"{count + 1:06d}.jpg", quality=quality)
                 count += 1
             declared = int(stream.frames or 0)
@@ -131,17 +132,6 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _one_swscale_thread() -> dict[str, int]:
-    """PyAV >= 17 converts with several threads by default, which costs more than it saves on
-    video-sized frames inside parallel workers; older versions have no such argument."""
-    import av  # noqa: PLC0415
-
-    return {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
-
-
-_ONE_SWSCALE_THREAD = _one_swscale_thread()
 
 
 def _verify(folder: Path, meta: dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ Batches are dicts::
      "failed": optional bool (B,), the clip could not be decoded (a placeholder; left out)}
 
 A SlowFast network also accepts a single ``(B, C, T, H, W)`` tensor: it is split into pathways
-here (:func:`~lightning_multigrid.models.zoo.pack_pathways`), so the data side may stay unaware of
-the model. Multi-view testing averages the softmax (sigmoid for multi-label) scores of all clips
+here (:func:`~lightning_multigrid.data.transforms.pack_pathways`), so the data side may stay unaware of
+the model. Clips arrive as float, normalised: :class:`~lightning_multigrid.data.VideoDataModule`
+finishes the datasets' ``uint8`` clips on the device; ``uint8`` input is refused with a message. Multi-view testing averages the softmax (sigmoid for multi-label) scores of all clips
 and crops of a video before computing video-level top-1/top-5 (mAP). Videos with a failed view are
 left out of the test metrics and listed in :attr:`VideoClassifier.test_failed_videos`.
 """
@@ -201,6 +202,15 @@ class VideoClassifier(pl.LightningModule):
         return self.model(self._prepare(video))
 
     def _prepare(self, video: Video) -> torch.Tensor | list[torch.Tensor]:
+        parts = [video] if isinstance(video, torch.Tensor) else list(video)
+        if any(isinstance(p, torch.Tensor) and p.dtype == torch.uint8 for p in parts):
+            # Raw clips would train on 0..255 values without any error further down.
+            raise TypeError(
+                "VideoClassifier: got uint8 clips; the datasets deliver raw uint8 clips that are finished "
+                "(float, normalised) on the device: VideoDataModule does it as it moves each batch; with "
+                "your own loader call dataset.finish(batch['video'].to(device)) (or "
+                "lightning_multigrid.data.finish_clips), or build the dataset with normalize=True"
+            )
         req = self.requirements
         if isinstance(video, torch.Tensor):
             if req is not None and req.is_slowfast:

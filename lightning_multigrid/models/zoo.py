@@ -39,6 +39,8 @@ from pytorchvideo.models.resnet import ResStage, create_resnet
 from pytorchvideo.models.slowfast import create_slowfast
 from pytorchvideo.models.x3d import create_x3d
 
+# Re-exported: SlowFast pathways are packed by one function, for the data side and the model side.
+from lightning_multigrid.data.transforms import pack_pathways
 from lightning_multigrid.models.checkpoints import CheckpointLoadResult, load_checkpoint
 
 __all__ = [
@@ -157,24 +159,6 @@ class MultiPathwayNet(Net):
                 f"{tuple(x.shape)}; build it with lightning_multigrid.models.pack_pathways(video, alpha)"
             )
         return super().forward(list(x))
-
-
-def pack_pathways(video: torch.Tensor, alpha: int) -> list[torch.Tensor]:
-    """Split a ``(B, C, T, H, W)`` (or ``(C, T, H, W)``) clip into SlowFast's ``[slow, fast]``.
-
-    The slow pathway takes ``T // alpha`` frames evenly spread over the clip, with the same
-    index rule as PySlowFast and pytorchvideo's examples (``linspace(0, T-1, T//alpha)``), which is
-    how the public SlowFast checkpoints were trained.
-
-    Raises:
-        ValueError: if ``T`` is not a positive multiple of ``alpha``.
-    """
-    time_dim = video.dim() - 3
-    t = video.shape[time_dim]
-    if alpha < 1 or t < alpha or t % alpha:
-        raise ValueError(f"pack_pathways: T={t} frames is not a positive multiple of alpha={alpha}")
-    index = torch.linspace(0, t - 1, t // alpha, device=video.device).long()
-    return [video.index_select(time_dim, index), video]
 
 
 # --------------------------------------------------------------------------------------------
