@@ -91,6 +91,8 @@ def probe_forward(
                     "precise_bn_batches=0"
                 ) from err
             except (RuntimeError, ValueError, TypeError) as err:
+                if "uint8" in str(err):
+                    raise  # raw clips reached the model: the model's own message says which fix applies
                 where = active[-1] if active else type(module).__name__
                 raise ValueError(
                     f"MultigridCallback: the model cannot take multigrid stage {stage}'s clips "
