@@ -27,6 +27,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check lightning_multigrid tests benchmarks examples
+	$(BIN)/mypy lightning_multigrid
 
 # The fastest data path by default: generate the videos, convert them once to frame folders
 # (lightning-multigrid prepare, into $(DEMO_DATA)_frames), train both runs on those.

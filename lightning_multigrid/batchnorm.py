@@ -122,9 +122,13 @@ class SplitBatchNorm3d(nn.BatchNorm3d):
         **kwargs: forwarded to ``nn.BatchNorm3d``.
     """
 
+    # Set by _init_split_state (also on modules converted in place, which skip __init__).
     num_splits: int
     sync_size: int
     sync_group: Any
+    split_running_mean: Tensor
+    split_running_var: Tensor
+    _split_stats_dirty: bool
 
     def __init__(self, num_features: int, *args: Any, num_splits: int = 1, **kwargs: Any) -> None:
         super().__init__(num_features, *args, **kwargs)
@@ -395,7 +399,7 @@ def convert_to_split_batchnorm(module: nn.Module) -> list[SplitBatchNorm3d]:
     for m in module.modules():
         if type(m) is nn.BatchNorm3d:
             m.__class__ = SplitBatchNorm3d
-            m._init_split_state()  # type: ignore[attr-defined]
+            m._init_split_state()  # type: ignore[attr-defined,operator]
     return _split_bns(module)
 
 
@@ -411,7 +415,7 @@ def revert_to_batchnorm(module: nn.Module) -> list[nn.BatchNorm3d]:
             continue  # a user subclass: reverting would drop its own behaviour
         m.merge_split_statistics()
         m._remove_split_state()
-        m.__class__ = nn.BatchNorm3d
+        m.__class__ = nn.BatchNorm3d  # type: ignore[assignment]
         reverted.append(m)
     return reverted
 

@@ -124,12 +124,12 @@ class MultigridCallback(Callback):
         self.lr_policy = lr_policy
         # Validated now (a bad name fails when the callback is built), None: the LR is left alone.
         self._lr = LrPolicy(lr_policy or "step", float(warmup_epochs), warmup_start_factor, cosine_end_factor)
-        self.cycle_settings = dict(
+        self.cycle_settings: dict[str, Any] = dict(
             gamma=gamma, epoch_factor=epoch_factor, long_cycle=long_cycle, short_cycle=short_cycle,
             long_cycle_factors=[tuple(f) for f in long_cycle_factors],
             short_cycle_factors=list(short_cycle_factors), bn_base_size=bn_base_size, eval_freq=eval_freq,
         )
-        self.base_settings = dict(
+        self.base_settings: dict[str, Any] = dict(
             num_frames=num_frames, crop_size=crop_size, sampling_rate=sampling_rate, jitter_scales=jitter_scales
         )
         self.precise_bn_batches = precise_bn_batches
@@ -219,7 +219,10 @@ class MultigridCallback(Callback):
 
     def _view(self, loader: Any, keyed: Any) -> Any:
         """The dataset the sampler's keys index: key-aware, or tier 3 (base-shape clips)."""
-        return keyed if keyed is not None else adapters.BaseShapeDataset(loader.dataset, self._resample_base)
+        if keyed is not None:
+            return keyed
+        assert self._resample_base is not None
+        return adapters.BaseShapeDataset(loader.dataset, self._resample_base)
 
     def _start(self, trainer: Any, pl_module: Any, loader: Any, keyed: Any, batch_size: int) -> None:
         """Build and validate everything once the train loader is known."""
@@ -237,7 +240,8 @@ class MultigridCallback(Callback):
             )
         dataset = self._view(loader, keyed)
         self._dataset, self._batch_size, self._template = dataset, batch_size, loader
-        if getattr(existing, "schedule", None) is not None and existing.schedule.recipe != self.schedule.recipe:
+        existing_schedule = getattr(existing, "schedule", None)
+        if existing_schedule is not None and existing_schedule.recipe != self.schedule.recipe:
             raise ValueError(
                 "MultigridCallback: the train loader already has a MultigridBatchSampler built from another "
                 "recipe; let the callback build it (use a plain DataLoader) or give both the same settings"

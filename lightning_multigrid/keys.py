@@ -70,7 +70,7 @@ class ClipShape:
 class ClipKey(NamedTuple):
     """What the sampler yields and the dataset receives: decode ``index`` at ``shape``."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: key.index reads well
     shape: ClipShape
 
 

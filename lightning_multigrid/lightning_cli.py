@@ -12,17 +12,20 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
-
-from pytorch_lightning.cli import LightningCLI
 
 from lightning_multigrid.data import VideoDataModule
 from lightning_multigrid.models import VideoClassifier
+from lightning_multigrid.namespace import lightning_module
+
+# The default namespace's LightningCLI (LIGHTNING_MULTIGRID_NAMESPACE chooses it, like the classes).
+LightningCLI = importlib.import_module(f"{lightning_module.__name__}.cli").LightningCLI
 
 __all__ = ["MultigridLightningCLI", "run_cli"]
 
 
-class MultigridLightningCLI(LightningCLI):
+class MultigridLightningCLI(LightningCLI):  # type: ignore[misc,valid-type]
     """LightningCLI over this package's model and data classes (subclasses allowed).
 
     ``model.num_classes`` is the single place a recipe names the class count; it is linked into

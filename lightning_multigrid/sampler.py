@@ -138,7 +138,7 @@ class MultigridBatchSampler(BatchSampler):
         per_device = self.schedule.stage_at(self.epoch).batch_factor * self.batch_size
         return [per_device * slot.batch_multiplier for slot in self.schedule.short_cycle_slots(self.epoch)]
 
-    def __iter__(self) -> Iterator[list[ClipKey]]:
+    def __iter__(self) -> Iterator[list[ClipKey]]:  # type: ignore[override]  # keys, not ints
         shapes = self.clip_shapes
         skip, self.start_batch = self.start_batch, 0
         indices = list(self.sampler)  # type: ignore[arg-type]

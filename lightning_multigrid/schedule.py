@@ -545,7 +545,7 @@ def slot_sequence(num_indices: int, slot_batch_sizes: Sequence[int], drop_last: 
     """
     if any(b < 1 for b in slot_batch_sizes):
         raise ValueError(f"slot batch sizes must be positive, got {list(slot_batch_sizes)}")
-    out = []
+    out: list[tuple[int, int]] = []
     remaining, slot = num_indices, 0
     n_slots = len(slot_batch_sizes)
     cycle = sum(slot_batch_sizes)

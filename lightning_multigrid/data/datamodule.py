@@ -125,7 +125,7 @@ class VideoDataDefinition:
         if jitter_scales is None:
             jitter_scales = (round(crop_size * 8 / 7), round(crop_size * 10 / 7))
         # Validates jitter vs crop (and raises naming the field) before any file is touched.
-        self.base_shape = ClipShape(num_frames, crop_size, (sampling_rate, sampling_rate), tuple(jitter_scales))
+        self.base_shape = ClipShape(num_frames, crop_size, (sampling_rate, sampling_rate), (int(jitter_scales[0]), int(jitter_scales[1])))
         if slowfast_alpha is not None and num_frames % slowfast_alpha:
             raise ValueError(
                 f"num_frames: SlowFast needs T0 divisible by slowfast_alpha={slowfast_alpha}, got {num_frames}"
@@ -153,7 +153,7 @@ class VideoDataDefinition:
         self.random_flip = random_flip
         self.mean, self.std = tuple(mean), tuple(std)
         self.synthetic = synthetic
-        self._synthetic_args = {
+        self._synthetic_args: dict[str, Any] = {
             "num_classes": synthetic_num_classes,
             "videos_per_class": synthetic_videos_per_class,
             "size": tuple(synthetic_size),

@@ -479,7 +479,7 @@ class FolderVideoDataset(VideoClipDataset):
             classes = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not classes:
             raise ValueError(f"{directory}: no class subfolders")
-        records = []
+        records: list[VideoRecord] = []
         for label, name in enumerate(classes):
             folder = directory / name
             if not folder.is_dir():

@@ -171,7 +171,7 @@ def _decode_reduced(files: list[str], size: tuple[int, int]) -> torch.Tensor:
                 image.draft("RGB", size)
                 rgb = image.convert("RGB")
             if rgb.size != size:
-                rgb = rgb.resize(size, Image.BILINEAR)  # antialiased when shrinking, like TF.resize
+                rgb = rgb.resize(size, Image.Resampling.BILINEAR)  # antialiased when shrinking, like TF.resize
             out[row] = np.asarray(rgb)
         except (OSError, ValueError) as exc:
             raise _FrameError(file) from exc

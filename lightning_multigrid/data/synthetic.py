@@ -145,9 +145,9 @@ def render_video(label: int, width: int, height: int, num_frames: int, rng: np.r
         cx = rng.uniform(length + thick, width - length - thick) if width > 2 * (length + thick) else width / 2
         speed = math.radians(rng.uniform(4.0, 9.0))  # per frame: well below aliasing at stride 4
         sign = 1.0 if name == "rotate_cw" else -1.0
-        angle0 = rng.uniform(0, 2 * math.pi)
+        angle0 = float(rng.uniform(0, 2 * math.pi))
         coverages = [
-            np.maximum(_clock_hand(yy, xx, cy, cx, angle0 + sign * speed * k, length, thick), _disk(yy, xx, cy, cx, thick))
+            np.maximum(_clock_hand(yy, xx, cy, cx, angle0 + sign * speed * float(k), length, thick), _disk(yy, xx, cy, cx, thick))
             for k in t
         ]
     elif name in ("grow", "shrink"):

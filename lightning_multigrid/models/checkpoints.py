@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from pytorch_lightning.utilities import rank_zero_only
 
 __all__ = [
     "CheckpointLoadResult",
@@ -284,7 +283,7 @@ def load_checkpoint(
     )
     if strict and (result.missing_keys or result.unexpected_keys):
         raise RuntimeError(f"strict checkpoint loading failed: {result.summary()}")
-    if rank_zero_only.rank == 0:
+    if _is_rank_zero():
         level = logging.WARNING if (result.missing_keys or result.unexpected_keys) else logging.INFO
         log.log(level, "%s", result.summary())
     return result
@@ -298,3 +297,10 @@ def _reset_linear(layer: nn.Module) -> None:
     layer.weight.normal_(mean=0.0, std=0.01)
     if layer.bias is not None:
         layer.bias.zero_()
+
+
+def _is_rank_zero() -> bool:
+    """Whether this process logs (Lightning's rank-zero rule, in whichever namespace is installed)."""
+    from lightning_multigrid.namespace import lightning_module
+
+    return getattr(lightning_module.utilities.rank_zero_only, "rank", 0) == 0
