@@ -13,8 +13,10 @@ The classes are the same definitions as :mod:`lightning_multigrid`'s (see
 from __future__ import annotations
 
 from lightning_multigrid.data.datamodule import VideoDataDefinition
+from lightning_multigrid.models.classifier import VideoClassifierDefinition
 from lightning_multigrid.namespace import namespaced_class
 
-__all__ = ["VideoDataModule"]
+__all__ = ["VideoClassifier", "VideoDataModule"]
 
 VideoDataModule = namespaced_class(VideoDataDefinition, "VideoDataModule", "LightningDataModule", "lightning", __name__)
+VideoClassifier = namespaced_class(VideoClassifierDefinition, "VideoClassifier", "LightningModule", "lightning", __name__)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as L
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -57,7 +58,7 @@ class TinyNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-class ToyModule(pl.LightningModule):
+class ToyModuleDefinition:
     """Records what every training step saw; optionally appends it to a JSON-lines file."""
 
     def __init__(self, lr: float = 0.05, record_path: str | None = None, dataset_size: int = 48,
@@ -105,6 +106,19 @@ class ToyModule(pl.LightningModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(ToyClips(8), batch_size=4)
+
+
+class ToyModule(ToyModuleDefinition, pl.LightningModule):
+    pass
+
+
+class LightningToyModule(ToyModuleDefinition, L.LightningModule):
+    """The same module under ``lightning.pytorch`` (module level, so ddp_spawn can pickle it)."""
+
+
+def toy_module_class(namespace: Any) -> type:
+    """ToyModule for a Lightning namespace module (``pytorch_lightning`` or ``lightning.pytorch``)."""
+    return ToyModule if namespace is pl else LightningToyModule
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

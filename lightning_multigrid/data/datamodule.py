@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch.utils.data import DataLoader
@@ -34,7 +34,13 @@ logger = logging.getLogger(__name__)
 _DEFAULT_SYNTHETIC_DIR = "data/synthetic"
 
 
-class VideoDataDefinition:
+if TYPE_CHECKING:  # the definition is checked as the Lightning class it becomes
+    from pytorch_lightning import LightningDataModule as _TypingBase
+else:
+    _TypingBase = object
+
+
+class VideoDataDefinition(_TypingBase):
     """Video clip datasets in one of four annotation formats, or a generated synthetic set.
 
     Args:

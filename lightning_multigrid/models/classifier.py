@@ -17,15 +17,12 @@ left out of the test metrics and listed in :attr:`VideoClassifier.test_failed_vi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
-from pytorch_lightning.utilities import rank_zero_warn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 from torchmetrics.functional.classification import multiclass_accuracy, multilabel_average_precision
@@ -37,10 +34,16 @@ from lightning_multigrid.models.zoo import (
     model_requirements,
     pack_pathways,
 )
+from lightning_multigrid.namespace import lightning_module, rank_zero_warn, save_init_arguments
 
-__all__ = ["DefaultSGD", "VideoClassifier", "aggregate_views"]
+__all__ = ["DefaultSGD", "VideoClassifier", "VideoClassifierDefinition", "aggregate_views"]
 
 Video = torch.Tensor | Sequence[torch.Tensor]
+# LightningCLI's OptimizerCallable / LRSchedulerCallable, spelled out so that neither namespace is needed.
+OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
+LRSchedulerCallable = Callable[
+    [torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+]
 
 
 class DefaultSGD(torch.optim.SGD):
@@ -64,7 +67,13 @@ class DefaultSGD(torch.optim.SGD):
         )
 
 
-class VideoClassifier(pl.LightningModule):
+if TYPE_CHECKING:  # the definition is checked as the Lightning class it becomes
+    from pytorch_lightning import LightningModule as _TypingBase
+else:
+    _TypingBase = object
+
+
+class VideoClassifierDefinition(_TypingBase):
     """Video classification with a pytorchvideo network.
 
     Args:
@@ -106,8 +115,8 @@ class VideoClassifier(pl.LightningModule):
         # The optimizer and scheduler callables stay out of the hyper-parameters: a checkpoint
         # holding classes or closures cannot be read with torch.load(weights_only=True), which
         # load_from_checkpoint uses by default (LightningCLI records them in its config.yaml).
-        ignore = ["optimizer", "lr_scheduler"] + (["model"] if isinstance(model, nn.Module) else [])
-        self.save_hyperparameters(ignore=ignore)
+        ignore = ("optimizer", "lr_scheduler") + (("model",) if isinstance(model, nn.Module) else ())
+        save_init_arguments(self, locals(), ignore=ignore)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"VideoClassifier: label_smoothing must be in [0, 1), got {label_smoothing}")
 
@@ -410,6 +419,10 @@ class VideoClassifier(pl.LightningModule):
             source = hparams.get("checkpoint_path") or f"pretrained:{hparams.get('model')}"
             checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = dict(hparams, pretrained=False, checkpoint_path=None)
             checkpoint["initialized_from"] = str(source)
+
+
+class VideoClassifier(VideoClassifierDefinition, lightning_module.LightningModule):  # type: ignore[misc,name-defined]
+    __doc__ = VideoClassifierDefinition.__doc__
 
 
 def aggregate_views(
