@@ -100,7 +100,7 @@ register(
             **TEMPORAL_POOL,
         ),
         extras={"nonlocal_locations": NONLOCAL_LOCATIONS},
-        description="I3D-NL R50 8x8, non-local blocks in res3/res4 (K400 74.9 top-1 in the SlowFast zoo)",
+        description="I3D-NL R50 8x8, non-local blocks in res3/res4 (K400 74.0 top-1 in the SlowFast zoo)",
     ),
     _spec(
         name="i3d_nl_tiny",
