@@ -235,3 +235,15 @@ def test_dropout_only_where_the_network_has_one() -> None:
         build_model("r3d_18_tiny", 3, dropout=0.5)
     with pytest.raises(ValueError, match="weights cannot be overridden"):
         build_model("r3d_18_tiny", 3, weights="DEFAULT")
+
+
+def test_callback_refuses_a_schedule_s3d_cannot_take_at_setup() -> None:
+    """The callback checks the built network's own requirements before the first epoch."""
+    from tests.test_callback import make_callback, trainer
+    from tests.toy import ToyModule
+
+    module = ToyModule(dataset_size=64)
+    module.net.multigrid_requirements = model_requirements(build_model("s3d_tiny", 2))
+    # T0=16: the coarsest grid has T=4, one frame short of S3D's minimum.
+    with pytest.raises(ValueError, match=r"multigrid stage \[0,\d+\) T=4 .*model 's3d_tiny'.*minimum of 5 frames"):
+        trainer(make_callback(num_frames=16)).fit(module)
