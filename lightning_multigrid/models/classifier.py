@@ -61,7 +61,7 @@ class DefaultSGD(torch.optim.SGD):
 
 
 class VideoClassifier(pl.LightningModule):
-    """Video classification with a pytorchvideo network.
+    """Video classification with a zoo network (pytorchvideo, I3D-NL, torchvision) or your own.
 
     Args:
         model: a zoo name (see :func:`~lightning_multigrid.models.list_models`) or a network. A
@@ -70,7 +70,8 @@ class VideoClassifier(pl.LightningModule):
             (as ``optimizer`` and ``lr_scheduler``, which are not saved either).
         num_classes: number of classes (labels, for multi-label).
         multi_label: sigmoid/BCE with mAP instead of softmax/cross-entropy with top-k accuracy.
-        pretrained: start from the model's pytorchvideo checkpoint in ``$TORCH_HOME/hub/checkpoints``.
+        pretrained: start from the model's published checkpoint (pytorchvideo ``.pyth`` or torchvision
+            ``.pth``, under the library's file name) in ``$TORCH_HOME/hub/checkpoints``.
         checkpoint_path: start from this local checkpoint instead.
         dropout: dropout before the classifier (``None``: the recipe's).
         model_kwargs: further builder arguments for a zoo model (e.g. ``{"stem_dim_out": 16}``).
