@@ -33,7 +33,10 @@ FULL = [
     "r2plus1d_r50",
     "csn_r101",
 ]
-TINY = ["slowfast_tiny", "slow_tiny", "i3d_tiny", "c2d_tiny", "x3d_tiny", "r2plus1d_tiny", "csn_tiny"]
+TINY = ["slowfast_tiny", "slow_tiny", "i3d_tiny", "c2d_tiny", "x3d_tiny", "r2plus1d_tiny", "csn_tiny", "i3d_nl_tiny"]
+# Registered by other families (I3D-NL, torchvision), tested in test_models_torchvision.py too.
+OTHER_FULL = ["i3d_nl_r50", "r3d_18", "mc3_18", "r2plus1d_18", "s3d", "swin3d_t", "swin3d_s", "swin3d_b", "mvit_v2_s"]
+OTHER_TINY = ["r3d_18_tiny", "mc3_18_tiny", "r2plus1d_18_tiny", "s3d_tiny", "swin3d_tiny", "mvit_v2_s_tiny"]
 NUM_CLASSES = 7
 
 # The Kinetics-400 SlowFast recipe's LR steps, scaled to small clips (T0=16, S0=64).
@@ -64,7 +67,7 @@ def tiny_models() -> dict[str, nn.Module]:
 
 
 def test_list_models_has_the_zoo() -> None:
-    assert list_models() == FULL + TINY
+    assert list_models() == FULL + OTHER_FULL + TINY + OTHER_TINY
 
 
 def test_schedule_covers_the_expected_shapes() -> None:
@@ -142,7 +145,7 @@ def test_pack_pathways() -> None:
 
 
 # --- requirements match what actually runs ----------------------------------------------------
-@pytest.mark.parametrize(("name", "frames"), [("i3d_tiny", 1), ("c2d_tiny", 1)])
+@pytest.mark.parametrize(("name", "frames"), [("i3d_tiny", 1), ("c2d_tiny", 1), ("i3d_nl_tiny", 1)])
 def test_temporal_pool_models_need_two_frames(name: str, frames: int, tiny_models: dict[str, nn.Module]) -> None:
     model = tiny_models[name].eval()
     req = model_requirements(model)
@@ -300,3 +303,57 @@ def test_full_size_model_matches_the_hub_and_runs_multigrid_shapes(name: str) ->
     for t, s in (smallest, (req.num_frames, req.crop_size)):
         video = torch.empty(2, 3, t, s, s, device="meta")
         assert ours(model_input(req, video)).shape == (2, 400), (name, t, s)
+
+
+# --- I3D-NL: I3D R50 with pytorchvideo NonLocal blocks in res3/res4 ---------------------------
+def _nonlocal_positions(model: nn.Module) -> list[list[int]]:
+    from pytorchvideo.models.resnet import ResStage
+
+    stages = [b for b in model.blocks if isinstance(b, ResStage)]
+    return [[i for i, block in enumerate(s.res_blocks) if hasattr(block, "nonlocal_block")] for s in stages]
+
+
+def test_i3d_nl_r50_has_the_reference_nonlocal_layout() -> None:
+    from pytorchvideo.layers.nonlocal_net import NonLocal
+
+    with torch.device("meta"):
+        ours = build_model("i3d_nl_r50", 400)
+        i3d = hub.i3d_r50()
+    # SlowFast's I3D_NLN_8x8_R50: NONLOCAL.LOCATION [[[]], [[1, 3]], [[1, 3, 5]], [[]]].
+    assert _nonlocal_positions(ours) == [[], [1, 3], [1, 3, 5], []]
+    blocks = [m for m in ours.modules() if isinstance(m, NonLocal)]
+    assert len(blocks) == 5
+    for block in blocks:
+        width = block.conv_out.out_channels
+        assert block.instantiation == "softmax" and block.conv_theta.out_channels == width // 2
+        assert block.pool.kernel_size == (1, 2, 2) and width in (512, 1024)
+    # Every other key is i3d_r50's: the public I3D checkpoint initialises it.
+    own = {k: tuple(v.shape) for k, v in ours.state_dict().items() if ".nonlocal_block." not in k}
+    assert own == {k: tuple(v.shape) for k, v in i3d.state_dict().items()}
+    assert ours.blocks[-1].activation is None and model_requirements(ours).min_frames == 2
+
+
+def test_i3d_checkpoint_initialises_i3d_nl_as_the_same_function(tmp_path) -> None:
+    """Non-local blocks start as the identity (zero final BN): I3D weights give I3D's outputs."""
+    torch.manual_seed(0)
+    i3d = build_model("i3d_tiny", 4, stage_depths=(1, 2, 2, 1)).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so eval mode is not the identity either
+        for m in i3d.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "I3D_TINY.pyth"
+    torch.save({"model_state": i3d.state_dict()}, path)
+    nl = build_model("i3d_nl_tiny", 4, checkpoint_path=path).eval()
+    assert _nonlocal_positions(nl) == [[], [1], [1], []]
+    result = nl.checkpoint_load_result
+    assert result.missing_keys and all(".nonlocal_block." in k for k in result.missing_keys)
+    assert not result.unexpected_keys and not result.reinitialized_keys
+    video = torch.randn(2, 3, 8, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(nl(video), i3d(video), atol=1e-6)
+        # ... and the blocks do act once their final BN is no longer zero.
+        for name, module in nl.named_modules():
+            if name.endswith("nonlocal_block.norm"):
+                module.weight.fill_(1.0)
+        assert not torch.allclose(nl(video), i3d(video), atol=1e-3)

@@ -1,5 +1,5 @@
-"""Video networks for multigrid training: a pytorchvideo model zoo, checkpoint loading, and
-the :class:`VideoClassifier` LightningModule."""
+"""Video networks for multigrid training: a model zoo (pytorchvideo, I3D-NL, torchvision),
+checkpoint loading, and the :class:`VideoClassifier` LightningModule."""
 
 from lightning_multigrid.models.checkpoints import (
     CheckpointLoadResult,

@@ -74,7 +74,7 @@ else:
 
 
 class VideoClassifierDefinition(_TypingBase):
-    """Video classification with a pytorchvideo network.
+    """Video classification with a zoo network (pytorchvideo, I3D-NL, torchvision) or your own.
 
     Args:
         model: a zoo name (see :func:`~lightning_multigrid.models.list_models`) or a network. A
@@ -83,7 +83,8 @@ class VideoClassifierDefinition(_TypingBase):
             (as ``optimizer`` and ``lr_scheduler``, which are not saved either).
         num_classes: number of classes (labels, for multi-label).
         multi_label: sigmoid/BCE with mAP instead of softmax/cross-entropy with top-k accuracy.
-        pretrained: start from the model's pytorchvideo checkpoint in ``$TORCH_HOME/hub/checkpoints``.
+        pretrained: start from the model's published checkpoint (pytorchvideo ``.pyth`` or torchvision
+            ``.pth``, under the library's file name) in ``$TORCH_HOME/hub/checkpoints``.
         checkpoint_path: start from this local checkpoint instead.
         allow_pickle: let ``checkpoint_path`` hold pickled Python objects, which runs code from the
             file (off: such a file is refused with a message; only for files you trust).
