@@ -213,13 +213,13 @@ def test_check_schedule_names_the_offending_stage() -> None:
     assert first.num_frames == 1
     with pytest.raises(ValueError) as info:
         check_schedule(get_spec("i3d_tiny").requirements, schedule)
-    assert f"long-cycle stage [0,{first.end_epoch}) T=1 S=45" in str(info.value)
+    assert f"multigrid stage [0,{first.end_epoch}) T=1 S=45" in str(info.value)
     assert "i3d_tiny" in str(info.value)
     # SlowFast: T0=8 gives T=2 and T=4 grids; T=2 is below alpha.
     schedule = MultigridSchedule(
         BaseRecipe(steps=[0, 10, 20], max_epochs=30, num_frames=8, crop_size=64, batch_size=8)
     )
-    with pytest.raises(ValueError, match=r"long-cycle stage \[0,\d+\) T=2 S=45 b=8: model 'slowfast_tiny'"):
+    with pytest.raises(ValueError, match=r"multigrid stage \[0,\d+\) T=2 S=45 b=8: model 'slowfast_tiny'"):
         check_schedule(get_spec("slowfast_tiny").requirements, schedule)
     check_schedule(get_spec("x3d_tiny").requirements, schedule)
 

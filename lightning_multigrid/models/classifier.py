@@ -191,7 +191,7 @@ class VideoClassifierDefinition(_TypingBase):
     @property
     def classifier(self) -> nn.Linear:
         """The final classification layer."""
-        return self.model.get_submodule(self._classifier_name)  # type: ignore[return-value]
+        return self.model.get_submodule(self._classifier_name or "")  # type: ignore[return-value]
 
     @property
     def backbone(self) -> nn.Module:
@@ -202,7 +202,7 @@ class VideoClassifierDefinition(_TypingBase):
         """
         parts: list[nn.Module] = []
         parent: nn.Module = self.model
-        for atom in self._classifier_name.split("."):
+        for atom in (self._classifier_name or "").split("."):
             parts.extend(child for name, child in parent.named_children() if name != atom)
             parent = parent.get_submodule(atom)
         return nn.ModuleList(parts)
@@ -371,10 +371,10 @@ class VideoClassifierDefinition(_TypingBase):
         if trainer is None or trainer.world_size == 1:
             return tensor
         length = torch.tensor([tensor.shape[0]], device=tensor.device)
-        lengths = self.all_gather(length).reshape(-1)
+        lengths = torch.as_tensor(self.all_gather(length)).reshape(-1)
         longest = int(lengths.max())
         pad = tensor.new_zeros((longest - tensor.shape[0], *tensor.shape[1:]))
-        gathered = self.all_gather(torch.cat([tensor, pad]))
+        gathered = torch.as_tensor(self.all_gather(torch.cat([tensor, pad])))
         return torch.cat([gathered[rank, : int(n)] for rank, n in enumerate(lengths)])
 
     # ----------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def assemble_pytorchvideo(spec: ModelSpec, num_classes: int, dropout: float | No
     model = spec.builder(**kwargs)
     if spec.family == "x3d":
         # X3D sizes its head's AvgPool3d from the build-time clip; replace it by a global one.
-        model.blocks[-1].pool.pool = nn.AdaptiveAvgPool3d(1)
+        model.blocks[-1].pool.pool = nn.AdaptiveAvgPool3d(1)  # type: ignore[index,union-attr]
     if spec.family == "slowfast":
         model.__class__ = MultiPathwayNet
     if stage_depths is not None:
@@ -145,18 +145,18 @@ def _file_name(url: str) -> str:
     return url.rsplit("/", 1)[-1]
 
 
-def _hub(urls: Mapping[str, str], key: str) -> dict[str, str]:
+def _hub(urls: Mapping[str, str], key: str) -> dict[str, Any]:
     return {"checkpoint_name": _file_name(urls[key]), "checkpoint_url": urls[key]}
 
 
-_SLOWFAST_R101 = {"model_depth": 101, "slowfast_fusion_conv_kernel_size": (5, 1, 1)}
-_SLOW = {"stem_conv_kernel_size": (1, 7, 7), "model_depth": 50}
-_C2D = {
+_SLOWFAST_R101: dict[str, Any] = {"model_depth": 101, "slowfast_fusion_conv_kernel_size": (5, 1, 1)}
+_SLOW: dict[str, Any] = {"stem_conv_kernel_size": (1, 7, 7), "model_depth": 50}
+_C2D: dict[str, Any] = {
     "stem_conv_kernel_size": (1, 7, 7),
     "stage1_pool": nn.MaxPool3d,
     "stage_conv_a_kernel_size": ((1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1)),
 }
-I3D_KWARGS = {
+I3D_KWARGS: dict[str, Any] = {
     "stem_conv_kernel_size": (5, 7, 7),
     "stage1_pool": nn.MaxPool3d,
     "stage_conv_a_kernel_size": (
@@ -166,12 +166,12 @@ I3D_KWARGS = {
         [(1, 1, 1), (3, 1, 1)],
     ),
 }
-_CSN = {"model_depth": 101, "stem_pool": nn.MaxPool3d}
-_R2PLUS1D = {"dropout_rate": 0.5}
+_CSN: dict[str, Any] = {"model_depth": 101, "stem_pool": nn.MaxPool3d}
+_R2PLUS1D: dict[str, Any] = {"dropout_rate": 0.5}
 _TINY_DEPTHS = (1, 1, 1, 1)
-TINY_RESNET_KWARGS = {"stem_dim_out": 8, "dropout_rate": 0.0}
+TINY_RESNET_KWARGS: dict[str, Any] = {"stem_dim_out": 8, "dropout_rate": 0.0}
 # I3D and C2D halve T after the first stage (a max-pool of kernel 2), so they need T >= 2.
-TEMPORAL_POOL = {"min_frames": 2}
+TEMPORAL_POOL: dict[str, Any] = {"min_frames": 2}
 
 
 _spec = partial(ModelSpec, assemble=assemble_pytorchvideo)

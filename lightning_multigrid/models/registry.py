@@ -206,6 +206,7 @@ def build_model(
     pretrained: bool = False,
     checkpoint_path: str | Path | None = None,
     dropout: float | None = None,
+    allow_pickle: bool = False,
     **overrides: Any,
 ) -> nn.Module:
     """Build a zoo network whose head pools adaptively and outputs raw logits.
@@ -220,6 +221,8 @@ def build_model(
         checkpoint_path: load this local file instead (``.pyth``, plain state dict or Lightning
             ``.ckpt``); see :func:`~lightning_multigrid.models.checkpoints.load_checkpoint`.
         dropout: dropout before the classification layer; ``None`` keeps the recipe's value.
+        allow_pickle: let the checkpoint hold pickled Python objects, which runs code from the file
+            (off: such a file is refused, naming it and this opt-in; only for files you trust).
         **overrides: further keyword arguments for the family's builder (pytorchvideo: e.g.
             ``norm=``, ``stem_dim_out=``, ``stage_depths=(d1, d2, d3, d4)``; torchvision: the
             model class's arguments, e.g. ``stochastic_depth_prob=``). Changing the architecture
@@ -271,8 +274,8 @@ def build_model(
     if not isinstance(getattr(model, REQUIREMENTS_ATTR, None), ModelRequirements):
         setattr(model, REQUIREMENTS_ATTR, spec.requirements)
     if weights is not None:
-        result: CheckpointLoadResult = load_checkpoint(model, weights)
-        model.checkpoint_load_result = result
+        result: CheckpointLoadResult = load_checkpoint(model, weights, allow_pickle=allow_pickle)
+        model.checkpoint_load_result = result  # type: ignore[assignment]
     return model
 
 

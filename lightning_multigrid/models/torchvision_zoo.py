@@ -195,10 +195,10 @@ def _tiny_mvit_v2(num_classes: int = 400, dropout: float = 0.0, **kwargs: Any) -
 
 # ---- the entries -----------------------------------------------------------------------------
 _spec = partial(ModelSpec, family="torchvision", kwargs={}, assemble=_assemble_torchvision)
-_RESNET = {"min_crop_size": _RESNET_STRIDE, "num_frames": 16, "sampling_rate": 2}
-_SWIN = {"num_frames": 32, "sampling_rate": 2}
-_TINY_FILE = {"checkpoint_format": "state_dict", "crop_size": 64}
-_WITH_DROPOUT = {"dropout_argument": "dropout"}
+_RESNET: dict[str, Any] = {"min_crop_size": _RESNET_STRIDE, "num_frames": 16, "sampling_rate": 2}
+_SWIN: dict[str, Any] = {"num_frames": 32, "sampling_rate": 2}
+_TINY_FILE: dict[str, Any] = {"checkpoint_format": "state_dict", "crop_size": 64}
+_WITH_DROPOUT: dict[str, Any] = {"dropout_argument": "dropout"}
 
 
 def _full(name: str, builder: Callable[..., nn.Module], weights: WeightsEnum, description: str,
