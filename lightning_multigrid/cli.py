@@ -4,6 +4,7 @@ Subcommands:
     schedule         print (or plot, or emit as JSON) the multigrid schedule of a baseline recipe
     make-synthetic   write the synthetic action dataset (real encoded videos + CSV splits)
     prepare          convert a video dataset into JPEG frame folders (faster loading)
+    recipes          list the shipped LightningCLI recipes, or copy them: recipes --copy DIR
     fit|validate|test|predict
                      LightningCLI over VideoClassifier + VideoDataModule, with MultigridCallback
                      configurable under ``trainer.callbacks``
@@ -136,7 +137,33 @@ def _prepare_main(argv: Sequence[str]) -> int:
     return prepare_main(list(argv))
 
 
-_SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_main, "prepare": _prepare_main}
+def recipes_main(argv: Sequence[str]) -> int:
+    """``lightning-multigrid recipes [--copy DIR]``: the YAML recipes shipped inside the package."""
+    from importlib.resources import files
+
+    parser = _OneLineErrorParser(prog="lightning-multigrid recipes", description=recipes_main.__doc__)
+    parser.add_argument("--copy", metavar="DIR", default=None, help="write the recipes into DIR")
+    args = parser.parse_args(list(argv))
+    recipes = sorted((p for p in files("lightning_multigrid").joinpath("configs").iterdir() if p.name.endswith(".yaml")),
+                     key=lambda p: p.name)
+    if args.copy is None:
+        print("\n".join(p.name for p in recipes))
+        return 0
+    from pathlib import Path
+
+    out = Path(args.copy)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for recipe in recipes:
+            (out / recipe.name).write_text(recipe.read_text())
+    except OSError as err:
+        parser.error(f"--copy {out}: {err.strerror or err}")
+    print(f"{len(recipes)} recipes written to {out}; run e.g. lightning-multigrid fit --config {out}/synthetic_demo.yaml")
+    return 0
+
+
+_SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_main, "prepare": _prepare_main,
+                "recipes": recipes_main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

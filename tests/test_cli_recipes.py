@@ -77,3 +77,15 @@ def test_make_synthetic_bad_args_one_line(tmp_path):
     out = cli("make-synthetic", str(tmp_path / "x"), "--classes", "0")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_recipes_ship_inside_the_package(tmp_path):
+    """After a non-editable install the recipes are package data: `recipes --copy` writes them out."""
+    shipped = sorted(p.name for p in (ROOT / "lightning_multigrid" / "configs").glob("*.yaml"))
+    assert shipped == sorted(p.name for p in RECIPES) and "synthetic_demo.yaml" in shipped
+    out = cli("recipes", "--copy", str(tmp_path / "recipes"))
+    assert out.returncode == 0, out.stderr
+    for name in shipped:
+        assert (tmp_path / "recipes" / name).read_text() == (ROOT / "lightning_multigrid" / "configs" / name).read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"configs/*.yaml"' in pyproject  # package data, so wheels carry them
