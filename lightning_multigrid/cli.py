@@ -101,17 +101,21 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
         # The callback's own stage checks (batch vs devices, BN splits, data size); its warnings
         # (plain-BN fallbacks) are the table's footnotes.
         validate_stages(schedule, args.devices, args.num_samples)
+        path = None
+        if args.plot:  # first, so an unwritable path fails before anything is printed
+            from lightning_multigrid.schedule_report import plot_schedule
+
+            try:
+                path = plot_schedule(schedule, args.plot, args.devices, args.num_samples)
+            except OSError as err:
+                parser.error(f"--plot {args.plot}: {err.strerror or err}")
         if args.json:
             print(json.dumps(schedule.to_dict(args.num_samples, args.devices)))
         else:
             from lightning_multigrid.schedule_report import format_schedule_table
 
             print(format_schedule_table(schedule, args.devices, args.num_samples))
-        if args.plot:
-            from lightning_multigrid.schedule_report import plot_schedule
-
-            path = plot_schedule(schedule, args.plot)
-            if not args.json:
+            if path is not None:
                 print(f"plot written to {path}")
     except ValueError as err:
         parser.error(str(err))

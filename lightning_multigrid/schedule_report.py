@@ -71,8 +71,14 @@ def format_schedule_table(schedule: MultigridSchedule, world_size: int = 1, num_
     return "\n".join(lines + footer)
 
 
-def plot_schedule(schedule: MultigridSchedule, path: str | Path) -> Path:
-    """Write a PNG with T, S, global batch and relative LR against epoch, baseline beside multigrid."""
+def plot_schedule(
+    schedule: MultigridSchedule, path: str | Path, world_size: int = 1, num_samples: int | None = None
+) -> Path:
+    """Write a PNG with T, S, global batch and relative LR against epoch, baseline beside multigrid.
+
+    Every epoch is drawn, the last ones included (a step plot needs the end of the last epoch), and
+    the title's speed-up is the table's (same ``world_size`` and ``num_samples``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,16 +96,20 @@ def plot_schedule(schedule: MultigridSchedule, path: str | Path) -> Path:
     }
     fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
     for ax, (name, (mg, base)) in zip(axes, series.items()):
-        ax.step(mg_epochs, mg, where="post", label="multigrid")
-        ax.step(base_epochs, base, where="post", label="baseline", linestyle="--")
+        # One more point at the end of the last epoch, so that the last step is drawn too.
+        ax.step(mg_epochs + [schedule.max_epochs], mg + mg[-1:], where="post", label="multigrid")
+        ax.step(base_epochs + [r.max_epochs], base + base[-1:], where="post", label="baseline", linestyle="--")
         ax.set_ylabel(name)
         if name == "relative LR":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper right")
     axes[-1].set_xlabel("epoch")
-    fig.suptitle(f"multigrid schedule: {schedule.theoretical_speedup():.2f}x fewer iterations")
-    fig.tight_layout()
+    axes[-1].set_xlim(0, max(schedule.max_epochs, r.max_epochs))
+    speedup = schedule.theoretical_speedup(num_samples, world_size)
+    fig.suptitle(f"multigrid schedule: {speedup:.2f}x fewer iterations")
+    # Above the plots, where it cannot cover a curve.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper right", ncol=2, bbox_to_anchor=(0.98, 0.97))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

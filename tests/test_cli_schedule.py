@@ -76,3 +76,39 @@ def test_schedule_command_takes_custom_long_cycle_factors():
         capture_output=True, text=True,
     )
     assert bad.returncode == 2 and "T_FACTOR,S_FACTOR" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_plot_to_an_unwritable_path_is_one_line_and_prints_nothing_else(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = subprocess.run(
+        [sys.executable, "-m", "lightning_multigrid.cli", "schedule", "--steps", "0", "2", "4", "--max-epochs", "5",
+         "--num-frames", "8", "--crop-size", "64", "--batch-size", "4", "--plot", str(blocker / "plot.png")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2 and out.stdout == "" and out.stderr.count("\n") == 1 and "--plot" in out.stderr
+
+
+def test_plot_draws_every_epoch_and_titles_the_tables_speedup(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+    from lightning_multigrid.schedule_report import plot_schedule
+
+    s = MultigridSchedule(BaseRecipe(steps=[0, 2, 4], max_epochs=5, num_frames=8, crop_size=64, batch_size=4))
+    captured = {}
+    original = plt.close
+    plt.close = lambda fig=None: captured.setdefault("fig", fig)  # keep the figure to inspect it
+    try:
+        plot_schedule(s, tmp_path / "p.png", world_size=1, num_samples=48)
+    finally:
+        plt.close = original
+    fig = captured["fig"]
+    for ax in fig.axes:
+        multigrid, baseline = ax.get_lines()[:2]
+        # The step lines reach the end of the last epoch: 8 multigrid epochs, 5 baseline epochs.
+        assert multigrid.get_xdata()[-1] == 8 and baseline.get_xdata()[-1] == 5
+    assert f"{s.theoretical_speedup(48, 1):.2f}x" in fig._suptitle.get_text()
