@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -104,11 +103,11 @@ def _digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_deterministic_cached_and_fast(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_deterministic_and_cached(tmp_path: Path) -> None:
+    # 80 videos: before x264's mbtree/lookahead were turned off, 3-14 of 80 differed between runs.
+    many = {"num_classes": 8, "videos_per_class": 10, "size": (64, 64), "seed": 1}
+    assert _digest(make_synthetic_dataset(tmp_path / "x", **many)) == _digest(make_synthetic_dataset(tmp_path / "y", **many))
     first = make_synthetic_dataset(tmp_path / "a", num_classes=4, videos_per_class=8, seed=3)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 6.0, f"4x8 tiny videos took {elapsed:.1f}s"
     second = make_synthetic_dataset(tmp_path / "b", num_classes=4, videos_per_class=8, seed=3)
     assert _digest(first) == _digest(second)  # same seed, same bytes
     other = make_synthetic_dataset(tmp_path / "c", num_classes=4, videos_per_class=8, seed=4)

@@ -181,15 +181,24 @@ def render_video(label: int, width: int, height: int, num_frames: int, rng: np.r
 def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
     import av  # noqa: PLC0415 - only needed when writing
 
+    from lightning_multigrid.data.frame_index import one_swscale_thread
+
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        # One thread keeps the bitstream identical for a seed; tiny frames gain nothing from more.
+        # The same frames must give the same bytes: one thread, and no macroblock-tree rate control
+        # or lookahead, with which x264 gave different bitstreams for 3-14 of 80 videos per run
+        # here, even single-threaded (measured; tests/test_synthetic.py checks it).
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(_CRF), "preset": "veryfast", "g": "16"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        stream.options = {"crf": str(_CRF), "preset": "veryfast", "g": "16", "x264-params": "mbtree=0:rc-lookahead=0"}
+        # The RGB -> YUV conversion in one swscale thread too: PyAV >= 17 converts with several by
+        # default, and then the same frames do not always give the same bytes.
+        single = one_swscale_thread()
+        for index, frame in enumerate(frames):
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p", **single)
+            yuv.pts = index
+            for packet in stream.encode(yuv):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
