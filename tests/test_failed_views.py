@@ -61,3 +61,27 @@ def test_loader_workers_share_one_record_of_unreadable_videos(
         assert torch.cat([b["video_index"] for b in batches]).tolist() == [v for v in range(6) for _ in range(2)]
     # Both workers wrote to the parent's record: two distinct videos, however often they were read.
     assert sorted(dataset.skipped_videos.entries()) == sorted(r.path for r in bad)
+
+
+def test_datamodule_records_and_reports_skipped_videos_beside_the_run(synthetic_root: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from lightning_multigrid.data import VideoDataModule
+
+    # A copy of the synthetic set whose first test video is unreadable.
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    first = (root / "test.csv").read_text().splitlines()[0].rsplit(" ", 1)[0]
+    (root / first).write_text("not a video")
+    data = VideoDataModule(root=str(root), format="csv", num_frames=4, crop_size=32, sampling_rate=2,
+                           jitter_scales=(32, 40), batch_size=2, num_workers=0, test_num_clips=1, test_num_crops=1)
+    module = VideoClassifier("c2d_tiny", num_classes=4)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path / "run")
+    with pytest.warns(UserWarning, match="could not be decoded"):
+        trainer.test(module, datamodule=data)
+    report = json.loads((tmp_path / "run" / "skipped_videos" / "skipped_videos.json").read_text())
+    assert [list(v) for v in report.values()] == [[str(root / first)]]
+    # The record is the run's, shared by every worker and rank: it lives under the run directory.
+    assert data.datasets["test"].skipped_videos.directory == tmp_path / "run" / "skipped_videos" / "test"

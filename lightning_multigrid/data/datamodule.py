@@ -24,6 +24,7 @@ from ..keys import ClipShape
 from ..namespace import lightning_module, save_init_arguments
 from .datasets import Split, VideoClipDataset, build_dataset
 from .decoders import DEFAULT_DECODER, get_decoder
+from .failures import report_skipped_videos
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
 from .transforms import DEFAULT_MEAN, DEFAULT_STD, finish_clips
 
@@ -224,6 +225,9 @@ class VideoDataDefinition(_TypingBase):
         }
         if self._num_classes is not None:
             options["num_classes"] = self._num_classes
+        run_dir = self.skipped_videos_dir
+        if run_dir is not None:  # one record per split, shared by every worker and DDP rank of the run
+            options["skipped_dir"] = run_dir / split
         if self.format == "folder" and split != "train" and "train" in self.datasets:
             options["classes"] = self.datasets["train"].classes
         return build_dataset(
@@ -231,6 +235,20 @@ class VideoDataDefinition(_TypingBase):
         )
 
     # ----------------------------------------------------------------------------------------
+    @property
+    def skipped_videos_dir(self) -> Path | None:
+        """Where the run records unreadable videos: ``<Trainer default_root_dir>/skipped_videos``
+        (``None`` without a Trainer: each dataset then keeps a temporary record)."""
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else Path(trainer.default_root_dir) / "skipped_videos"
+
+    def report_skipped_videos(self, stage: str) -> Path | None:
+        """Log the unreadable videos of every split and save them to ``skipped_videos.json`` in
+        :attr:`skipped_videos_dir` (rank zero)."""
+        if getattr(getattr(self, "trainer", None), "global_rank", 0) != 0:
+            return None
+        return report_skipped_videos(self.datasets.values(), self.skipped_videos_dir, stage)
+
     @property
     def num_classes(self) -> int:
         """Number of classes (from the argument, or from the data after :meth:`setup`)."""

@@ -332,7 +332,21 @@ class VideoClassifierDefinition(_TypingBase):
             self.test_metrics.update(scores, self._metric_target(labels))
             self.log_dict(self.test_metrics, on_epoch=True, batch_size=size)
 
+    def on_train_epoch_end(self) -> None:
+        self._report_skipped_videos(f"epoch {self.current_epoch}")
+
+    def on_validation_epoch_end(self) -> None:
+        self._report_skipped_videos(f"validation, epoch {self.current_epoch}")
+
+    def _report_skipped_videos(self, stage: str) -> None:
+        """The datamodule's summary of unreadable videos, logged and saved beside the run."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        report = getattr(datamodule, "report_skipped_videos", None)
+        if callable(report):
+            report(stage)
+
     def on_test_epoch_end(self) -> None:
+        self._report_skipped_videos("test")
         local = torch.cat(self._test_failed) if self._test_failed else torch.zeros(0, dtype=torch.long, device=self.device)
         failed = self._gather(local)  # every rank calls it: a collective under DDP
         self.test_failed_videos = sorted({int(v) for v in failed.tolist()})
