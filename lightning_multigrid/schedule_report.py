@@ -88,8 +88,8 @@ def plot_schedule(
     mg_epochs = list(range(schedule.max_epochs))
     base_epochs = list(range(r.max_epochs))
     base_lr = [r.gamma ** (sum(1 for s in r.steps if s <= e) - 1) for e in base_epochs]
-    series = {
-        "frames T": ([schedule.stage_at(e).num_frames for e in mg_epochs], [r.num_frames] * r.max_epochs),
+    series: dict[str, tuple[list[float], list[float]]] = {
+        "frames T": ([float(schedule.stage_at(e).num_frames) for e in mg_epochs], [float(r.num_frames)] * r.max_epochs),
         "crop S (base)": ([schedule.stage_at(e).crop_size for e in mg_epochs], [r.crop_size] * r.max_epochs),
         "global batch": ([schedule.global_batch_size(e) for e in mg_epochs], [r.batch_size] * r.max_epochs),
         "relative LR": ([schedule.lr_factor(e) for e in mg_epochs], base_lr),
