@@ -197,6 +197,8 @@ class MultigridCallback(Callback):
         if self._patch is not None:
             self._patch.restore()
             self._patch = None
+        # Release the fit's loaders (and with them any persistent workers); the schedule stays readable.
+        self._loader = self._template = self._dataset = self._module = None
 
     def _train_loader(self, trainer: Any, pl_module: Any, loader: Any) -> Any:
         keyed, batch_size = loaders.check_train_loader(loader)

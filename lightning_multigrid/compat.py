@@ -54,6 +54,11 @@ def _restored_epoch_finished(loop: Any) -> bool:
     """
     if not loop.restarting:
         return False
+    if not hasattr(loop, "update_restart_stage"):
+        raise RuntimeError(
+            "MultigridCallback: resuming needs the fit loop's restart stages (fit_loop.update_restart_stage) of "
+            f"recent Lightning 2.x releases; this Trainer ({type(loop).__module__}) lacks them. Upgrade Lightning to resume."
+        )
     loop.update_restart_stage()
     return bool(
         loop.restarted_mid_epoch
