@@ -24,7 +24,7 @@ _EXPORTS = {
     "MultigridCallback": "lightning_multigrid.callback",
     "SplitBatchNorm3d": "lightning_multigrid.batchnorm",
     "convert_to_split_batchnorm": "lightning_multigrid.batchnorm",
-    "update_bn_stats": "lightning_multigrid.batchnorm",
+    "update_bn_stats": "lightning_multigrid.precise_bn",
     "VideoClassifier": "lightning_multigrid.models",
     "build_model": "lightning_multigrid.models",
     "list_models": "lightning_multigrid.models",

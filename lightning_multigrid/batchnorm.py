@@ -26,15 +26,12 @@ relative of it, the same order as torch's own biased/unbiased difference.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from .schedule import BatchNormPlan
 
@@ -48,7 +45,6 @@ __all__ = [
     "revert_to_batchnorm",
     "set_num_splits",
     "set_sync_group",
-    "update_bn_stats",
 ]
 
 _SPLIT_BUFFERS = ("split_running_mean", "split_running_var")
@@ -95,7 +91,7 @@ class _AllReduceSum(torch.autograd.Function):
         return grad, None
 
 
-def _check_positive_int(value: Any, name: str, where: str) -> int:
+def check_positive_int(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
     return value
@@ -213,7 +209,7 @@ class SplitBatchNorm3d(nn.BatchNorm3d):
 
     def set_num_splits(self, num_splits: int) -> None:
         """Change the split count: merge, then every new split starts from the merged statistics."""
-        _check_positive_int(num_splits, "num_splits", "SplitBatchNorm3d.set_num_splits")
+        check_positive_int(num_splits, "num_splits", "SplitBatchNorm3d.set_num_splits")
         if num_splits > 1 and self.sync_size > 1:
             raise ValueError(
                 f"SplitBatchNorm3d.set_num_splits: cannot split into {num_splits} groups while "
@@ -228,7 +224,7 @@ class SplitBatchNorm3d(nn.BatchNorm3d):
 
     def set_sync_group(self, process_group: Any, group_size: int) -> None:
         """Synchronise training statistics across ``group_size`` ranks (``None, 1``: local stats)."""
-        _check_positive_int(group_size, "group_size", "SplitBatchNorm3d.set_sync_group")
+        check_positive_int(group_size, "group_size", "SplitBatchNorm3d.set_sync_group")
         if group_size > 1 and self.num_splits > 1:
             raise ValueError(
                 f"SplitBatchNorm3d.set_sync_group: cannot synchronise across {group_size} devices "
@@ -426,7 +422,7 @@ def set_num_splits(module: nn.Module, num_splits: int) -> list[SplitBatchNorm3d]
     Returns:
         The affected modules; empty if ``module`` was never converted.
     """
-    _check_positive_int(num_splits, "num_splits", "set_num_splits")
+    check_positive_int(num_splits, "num_splits", "set_num_splits")
     bns = _split_bns(module)
     for bn in bns:
         bn.set_num_splits(num_splits)
@@ -496,7 +492,7 @@ def set_sync_group(
     Returns:
         The affected modules.
     """
-    _check_positive_int(group_size, "group_size", "set_sync_group")
+    check_positive_int(group_size, "group_size", "set_sync_group")
     if group_size > 1:
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError(
@@ -530,7 +526,7 @@ def new_sync_groups(group_size: int) -> Any:
         RuntimeError: torch.distributed is not initialised.
         ValueError: ``group_size`` does not divide the world size.
     """
-    _check_positive_int(group_size, "group_size", "new_sync_groups")
+    check_positive_int(group_size, "group_size", "new_sync_groups")
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError("new_sync_groups: torch.distributed is not initialised")
     world, rank = dist.get_world_size(), dist.get_rank()
@@ -582,120 +578,3 @@ def apply_batchnorm_plan(
     else:
         raise ValueError(f"apply_batchnorm_plan: unknown BatchNormPlan.mode {plan.mode!r}")
     return bns
-
-
-# ----------------------------------------------------------------------------------------------
-# Precise BN
-# ----------------------------------------------------------------------------------------------
-def _default_forward(model: nn.Module, batch: Any) -> Any:
-    return model(batch)
-
-
-def update_bn_stats(
-    model: nn.Module,
-    batches: Iterable[Any],
-    num_batches: int = 200,
-    forward: Callable[[nn.Module, Any], Any] | None = None,
-) -> int:
-    """Recompute BatchNorm running statistics as the average of per-batch statistics ("precise BN").
-
-    Every BatchNorm with running statistics (plain, split, sync) is reset and fed up to
-    ``num_batches`` batches in train mode under ``torch.no_grad`` with ``momentum=None`` (torch's
-    cumulative average: after ``n`` batches the running statistics are the mean of the ``n`` per-batch
-    statistics, i.e. momentum 1 averaging). Split BNs accumulate per-split statistics, which are then
-    merged; sync BNs keep their device group (every rank of a group must feed the same number of
-    batches, as in training). If torch.distributed is initialised, the results are averaged over all
-    ranks, so every rank holds the same statistics (every rank must call this). Afterwards every split
-    starts from the final merged statistics, and momentum, ``num_batches_tracked`` and every module's
-    train/eval mode are restored. On error the previous statistics are restored.
-
-    Args:
-        model: the model.
-        batches: an iterable of batches (e.g. a train loader at the base shape).
-        num_batches: use at most this many batches.
-        forward: ``forward(model, batch)``; defaults to ``model(batch)`` (pass one for dict batches or
-            SlowFast pathway lists).
-
-    Returns:
-        The number of batches used (0 if the model has no BatchNorm with running statistics).
-
-    Raises:
-        ValueError: ``batches`` yielded no batch.
-    """
-    _check_positive_int(num_batches, "num_batches", "update_bn_stats")
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    if not bns:
-        return 0
-    run = forward if forward is not None else _default_forward
-    modes = [(m, m.training) for m in model.modules()]
-    saved = [
-        (
-            bn,
-            bn.momentum,
-            {k: v.clone() for k, v in bn._buffers.items() if v is not None},
-            bn.__dict__.get("_split_stats_dirty"),
-        )
-        for bn in bns
-    ]
-    used = 0
-    succeeded = False
-    try:
-        model.train()
-        for bn in bns:
-            bn.momentum = None
-            bn.reset_running_stats()
-        with torch.no_grad():
-            for batch in itertools.islice(batches, num_batches):
-                run(model, batch)
-                used += 1
-        if used == 0:
-            raise ValueError(
-                "update_bn_stats: `batches` yielded no batch; precise BN needs at least one"
-            )
-        for bn in bns:
-            if isinstance(bn, SplitBatchNorm3d):
-                bn.merge_split_statistics()
-        _average_across_ranks(bns)
-        for bn in bns:
-            if isinstance(bn, SplitBatchNorm3d):
-                bn._splits_from_running()
-        succeeded = True
-    finally:
-        with torch.no_grad():
-            for bn, momentum, buffers, dirty in saved:
-                bn.momentum = momentum
-                # The training counter is not precise BN's business; statistics are, unless we failed.
-                restore = (
-                    buffers
-                    if not succeeded
-                    else {"num_batches_tracked": buffers["num_batches_tracked"]}
-                )
-                for name, value in restore.items():
-                    current = bn._buffers[name]
-                    if current is not None and current.shape == value.shape:
-                        current.copy_(value)
-                    elif current is not None:
-                        current.data = value
-                if not succeeded and dirty is not None:
-                    bn._split_stats_dirty = dirty
-        for m, was_training in modes:
-            m.training = was_training
-    return used
-
-
-@torch.no_grad()
-def _average_across_ranks(bns: list[_BatchNorm]) -> None:
-    """Average running statistics over all ranks with one all-reduce."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    world = dist.get_world_size()
-    if world == 1:
-        return
-    tensors = [t for bn in bns for t in (bn.running_mean, bn.running_var) if t is not None]
-    flat = torch.cat([t.reshape(-1).double() for t in tensors])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= world
-    offset = 0
-    for t in tensors:
-        t.copy_(flat[offset : offset + t.numel()].view_as(t))
-        offset += t.numel()

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from typing_extensions import override
 
-from lightning_multigrid import adapters, checks, compat, loaders, validation
+from lightning_multigrid import adapters, checks, compat, loaders, precise_bn, validation
 from lightning_multigrid import batchnorm as bn
 from lightning_multigrid.keys import ClipShape
 from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
@@ -441,7 +441,7 @@ class MultigridCallback(Callback):
                 self._reshape(batch, base_shape, (epoch, -1, trainer.global_rank))
             return forward(pl_module, batch)
 
-        used = bn.update_bn_stats(pl_module, loader, num_batches=len(loader), forward=run)
+        used = precise_bn.update_bn_stats(pl_module, loader, num_batches=len(loader), forward=run)
         rank_zero_info(f"MultigridCallback: precise BN over {used} batches at epoch {epoch}")
 
     def _reshape(self, batch: Any, shape: ClipShape, where: tuple[int, ...] = (0,)) -> None:

@@ -30,8 +30,8 @@ from lightning_multigrid.batchnorm import (
     revert_to_batchnorm,
     set_num_splits,
     set_sync_group,
-    update_bn_stats,
 )
+from lightning_multigrid.precise_bn import update_bn_stats
 from lightning_multigrid.schedule import BatchNormPlan
 
 C = 3

@@ -20,8 +20,8 @@ from lightning_multigrid.batchnorm import (
     convert_to_split_batchnorm,
     new_sync_groups,
     set_num_splits,
-    update_bn_stats,
 )
+from lightning_multigrid.precise_bn import update_bn_stats
 from lightning_multigrid.schedule import BatchNormPlan
 
 WORLD = 2

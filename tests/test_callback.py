@@ -127,17 +127,17 @@ def _validated_epochs(cb, **trainer_kw):
     t.callbacks.append(Probe())
     import lightning_multigrid.callback as callback_module
 
-    original = callback_module.bn.update_bn_stats
+    original = callback_module.precise_bn.update_bn_stats
 
     def counting(model, *args, **kwargs):
         bn_updates.append(t.current_epoch)
         return original(model, *args, **kwargs)
 
-    callback_module.bn.update_bn_stats = counting
+    callback_module.precise_bn.update_bn_stats = counting
     try:
         t.fit(module)
     finally:
-        callback_module.bn.update_bn_stats = original
+        callback_module.precise_bn.update_bn_stats = original
     return evaluated, bn_updates
 
 
