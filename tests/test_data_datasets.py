@@ -428,3 +428,17 @@ def test_invalid_options_are_named(synthetic_root: Path) -> None:
         build_dataset("kinetics", synthetic_root, "train.csv", "train", BASE)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown backend"):
         _csv(synthetic_root, decoder="ffmpeg")
+
+
+def test_one_registry_of_formats_and_their_flip_rule(synthetic_root: Path) -> None:
+    from lightning_multigrid.data import DATASET_FORMATS, VideoDataModule, dataset_format
+    from lightning_multigrid.data.prepare_layout import DEFAULT_SPLITS
+
+    assert list(DATASET_FORMATS) == ["csv", "folder", "ssv2", "charades"]
+    assert set(DEFAULT_SPLITS) == set(DATASET_FORMATS)  # prepare knows the layout of every format
+    with pytest.raises(ValueError, match="format must be one of csv, folder, ssv2, charades; got 'kinetics'"):
+        dataset_format("kinetics")
+    with pytest.raises(ValueError, match="format must be one of csv, folder, ssv2, charades"):
+        VideoDataModule(root=str(synthetic_root), format="kinetics")  # type: ignore[arg-type]
+    # SSv2's classes are defined by direction: no flip by default, built directly or by the datamodule.
+    assert dataset_format("ssv2").default_random_flip is False and dataset_format("csv").default_random_flip

@@ -8,6 +8,7 @@ workers) do not pay for importing Lightning.
 from typing import TYPE_CHECKING, Any
 
 from .datasets import (
+    DATASET_FORMATS,
     VIDEO_EXTENSIONS,
     CharadesDataset,
     CsvVideoDataset,
@@ -18,6 +19,7 @@ from .datasets import (
     VideoClipDataset,
     VideoRecord,
     build_dataset,
+    dataset_format,
 )
 from .decoders import (
     DEFAULT_DECODER,
@@ -77,7 +79,9 @@ __all__ = [
     "SSv2Dataset",
     "VideoClipDataset",
     "VideoRecord",
+    "DATASET_FORMATS",
     "build_dataset",
+    "dataset_format",
     "DEFAULT_DECODER",
     "DecordDecoder",
     "DecoderUnavailableError",

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from ..keys import ClipShape
 from ..namespace import lightning_module, save_init_arguments
-from .datasets import Split, VideoClipDataset, build_dataset
+from .datasets import Split, VideoClipDataset, build_dataset, dataset_format
 from .decoders import DEFAULT_DECODER, get_decoder
 from .failures import report_skipped_videos
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
@@ -117,8 +117,7 @@ class VideoDataDefinition(_TypingBase):
         # An unset num_classes stays out of the hparams: Lightning refuses to log a module and a
         # datamodule whose shared keys differ (VideoClassifier(num_classes=4) vs None here).
         save_init_arguments(self, locals(), ignore=("num_classes",) if num_classes is None else ())
-        if format not in ("csv", "folder", "ssv2", "charades"):
-            raise ValueError(f"format must be one of csv, folder, ssv2, charades; got {format!r}")
+        format_class = dataset_format(format)  # an unknown format fails here, listing the known ones
         if synthetic and format != "csv":
             raise ValueError(f"synthetic data is a csv dataset; got format={format!r}")
         if root is None and not synthetic:
@@ -156,7 +155,7 @@ class VideoDataDefinition(_TypingBase):
         if random_flip is None:
             # Left/right direction is part of the label in SSv2 and in the synthetic set (also when
             # it is passed as a plain csv ``root``): flipping would silently swap classes.
-            random_flip = format != "ssv2" and not synthetic and not is_synthetic_dataset(self.root)
+            random_flip = format_class.default_random_flip and not synthetic and not is_synthetic_dataset(self.root)
         self.random_flip = random_flip
         self.mean, self.std = tuple(mean), tuple(std)
         self.synthetic = synthetic

@@ -54,7 +54,9 @@ __all__ = [
     "FolderVideoDataset",
     "SSv2Dataset",
     "CharadesDataset",
+    "DATASET_FORMATS",
     "build_dataset",
+    "dataset_format",
 ]
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,8 @@ class VideoClipDataset(Dataset):
             batch on the training device, and a loader of your own calls
             ``dataset.finish(batch["video"].to(device))``. ``True``: items hold the finished float
             clip (normalised, SlowFast pathways packed), computed in the worker.
-        random_flip: horizontal flip in training (turn off for direction-defined classes).
+        random_flip: horizontal flip in training; ``None``: the format's default
+            (:attr:`default_random_flip`; off for direction-defined classes).
         max_failure_rate: raise once more than this fraction of the dataset's videos turned out
             unreadable during the run (counted per distinct video, over all loader workers and
             epochs; see :mod:`.failures`).
@@ -119,6 +122,10 @@ class VideoClipDataset(Dataset):
 
     accepts_clip_keys = True
 
+    #: Horizontal flip in training unless ``random_flip`` says otherwise (False where left/right
+    #: is part of the label, as in Something-Something).
+    default_random_flip: bool = True
+
     def __init__(
         self,
         records: Sequence[VideoRecord],
@@ -134,7 +141,7 @@ class VideoClipDataset(Dataset):
         mean: Sequence[float] = T.DEFAULT_MEAN,
         std: Sequence[float] = T.DEFAULT_STD,
         normalize: bool = False,
-        random_flip: bool = True,
+        random_flip: bool | None = None,
         max_failure_rate: float = 0.1,
         min_failures: int = 3,
         max_retries: int = 5,
@@ -182,7 +189,7 @@ class VideoClipDataset(Dataset):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.normalize = normalize
-        self.random_flip = random_flip
+        self.random_flip = self.default_random_flip if random_flip is None else random_flip
         self.max_failure_rate = max_failure_rate
         self.min_failures = min_failures
         #: Unreadable videos of this run, shared by all processes (see :mod:`.failures`).
@@ -513,6 +520,8 @@ class SSv2Dataset(VideoClipDataset):
         **options: passed on to :class:`VideoClipDataset`.
     """
 
+    default_random_flip = False  # "pushing something left" flipped is "pushing something right"
+
     def __init__(
         self,
         root: str | os.PathLike,
@@ -550,7 +559,6 @@ class SSv2Dataset(VideoClipDataset):
         if check_files:
             records = _drop_missing(records, str(split_path))
         options.setdefault("sampling", "segment")
-        options.setdefault("random_flip", False)
         options.setdefault("num_classes", len(label_of))
         options.setdefault("source", str(split_path))
         super().__init__(records, base_shape, split, classes=classes, **options)
@@ -659,7 +667,7 @@ def build_dataset(
     """Build the dataset of ``format`` for one split.
 
     Args:
-        format: ``"csv"``, ``"folder"``, ``"ssv2"`` or ``"charades"``.
+        format: a key of :data:`DATASET_FORMATS` (``"csv"``, ``"folder"``, ``"ssv2"``, ``"charades"``).
         root: the directory video paths are relative to.
         split_file: the split's list file (csv, ssv2, charades) or subfolder (folder; ``None`` = root).
         split: ``"train"``, ``"val"`` or ``"test"``.
@@ -670,16 +678,28 @@ def build_dataset(
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    cls = dataset_format(format)
     if format != "folder" and split_file is None:
         raise ValueError(f"format {format!r} needs a split file for split {split!r}")
-    if format == "csv":
-        return CsvVideoDataset(root, split_file, base_shape, split, **options)  # type: ignore[arg-type]
-    if format == "folder":
-        return FolderVideoDataset(root, split_file, base_shape, split, **options)
     if format == "ssv2":
-        return SSv2Dataset(root, split_file, base_shape, split, labels_file=labels_file, **options)  # type: ignore[arg-type]
-    if format == "charades":
-        if options.get("num_classes") is None:
-            options.pop("num_classes", None)
-        return CharadesDataset(root, split_file, base_shape, split, **options)  # type: ignore[arg-type]
-    raise ValueError(f"format must be one of csv, folder, ssv2, charades; got {format!r}")
+        options["labels_file"] = labels_file
+    if options.get("num_classes", 0) is None:
+        options.pop("num_classes")  # the format's own count (Charades: 157)
+    return cls(root, split_file, base_shape, split, **options)  # type: ignore[arg-type]
+
+
+#: The annotation formats by name: the one list every part of the package reads.
+DATASET_FORMATS: dict[str, type[VideoClipDataset]] = {
+    "csv": CsvVideoDataset,
+    "folder": FolderVideoDataset,
+    "ssv2": SSv2Dataset,
+    "charades": CharadesDataset,
+}
+
+
+def dataset_format(name: str) -> type[VideoClipDataset]:
+    """The dataset class of an annotation format, or an error listing the formats."""
+    cls = DATASET_FORMATS.get(name)
+    if cls is None:
+        raise ValueError(f"format must be one of {', '.join(DATASET_FORMATS)}; got {name!r}")
+    return cls

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .datasets import VideoClipDataset, build_dataset
+from .datasets import VideoClipDataset, build_dataset, dataset_format
 from .frames import FRAME_READER, META_NAME
 
 __all__ = ["DEFAULT_SPLITS", "frame_folder_of", "load_split", "split_names", "write_split"]
@@ -37,8 +37,7 @@ def split_names(fmt: str, src: Path, splits: list[str] | None) -> list[str]:
     """The splits to convert: ``splits`` if given, else the conventional names found under ``src``."""
     if splits:
         return list(splits)
-    if fmt not in DEFAULT_SPLITS:
-        raise ValueError(f"format must be one of {', '.join(DEFAULT_SPLITS)}; got {fmt!r}")
+    dataset_format(fmt)  # an unknown format fails here, listing the known ones
     found = [s for s in DEFAULT_SPLITS[fmt] if (src / s).exists()]
     if fmt == "folder" and not found:
         return ["."]  # the class folders sit in SRC itself
