@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, default_collate
 from lightning_multigrid.data import make_synthetic_dataset
 from lightning_multigrid.data.datasets import CsvVideoDataset
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
+from lightning_multigrid.data.synthetic import parse_size
 from lightning_multigrid.keys import ClipKey, ClipShape
 from lightning_multigrid.schedule import MultigridSchedule
 
@@ -169,11 +170,6 @@ def make_inputs(data_dir: Path, size: tuple[int, int], frames: int, videos_per_c
     return {"video": videos, "frames": frame_dir}
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    width, height = (int(v) for v in text.lower().split("x"))
-    return width, height
-
-
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
@@ -211,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     schedule, demo = demo_schedule()
     grids = schedule_grids(schedule)
-    size = _parse_size(args.video_size or demo["video_size"])
+    size = parse_size(args.video_size or demo["video_size"])
     stored_short = min(args.frames_short_side or min(size), min(size))
     if stored_short != schedule.recipe.crop_size:  # sources larger than the demo's: real-recipe sizes
         grids = scaled_grids(grids, schedule.recipe.crop_size, stored_short)

@@ -53,6 +53,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from lightning_multigrid.data.synthetic import parse_size
 from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
 
@@ -213,13 +214,6 @@ def _apply_quick(args: argparse.Namespace) -> None:
     args.overhead_epochs = 2
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"--video-size: expected WIDTHxHEIGHT like 64x48, got {text!r}") from None
-    return width, height
-
 
 # --------------------------------------------------------------------------------------------
 # Data
@@ -232,7 +226,10 @@ def prepare_data(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
         return root, {"generated": False, "source": "existing csv dataset (no synthetic manifest)"}
     from lightning_multigrid.data.synthetic import make_synthetic_dataset
 
-    width, height = _parse_size(args.video_size)
+    try:
+        width, height = parse_size(args.video_size)
+    except argparse.ArgumentTypeError as err:
+        raise SystemExit(f"--video-size: {err}") from None
     manifest = root / "manifest.json"
     before = manifest.stat().st_mtime_ns if manifest.is_file() else None
     start = time.perf_counter()

@@ -14,7 +14,6 @@ from lightning_multigrid.data import (
     random_crop,
     random_horizontal_flip,
     random_short_side,
-    resize_short_side,
     segment_indices,
     spatial_crop,
     uniform_clip_indices,
@@ -114,13 +113,6 @@ def test_random_short_side_stays_in_range_and_prefers_even() -> None:
     assert {random_short_side((49, 51)) for _ in range(50)} == {50}
     assert random_short_side((21, 21)) == 21
     assert {random_short_side((21, 24), even=False) for _ in range(100)} == {21, 22, 23, 24}
-
-
-def test_resize_short_side() -> None:
-    video = torch.zeros(2, 3, 48, 64, dtype=torch.uint8)
-    assert resize_short_side(video, 42).shape == (2, 3, 42, 56)
-    assert resize_short_side(video.transpose(-1, -2), 24).shape == (2, 3, 32, 24)
-    assert resize_short_side(video, 48) is video
 
 
 def test_random_and_centre_crop() -> None:

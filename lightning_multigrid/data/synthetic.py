@@ -357,7 +357,8 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
+    """``"64x48"`` -> ``(64, 48)``; an ``argparse`` type (its error names the expected form)."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -374,7 +375,7 @@ def make_synthetic_main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="directory to write")
     parser.add_argument("--classes", type=int, default=4, help=f"number of classes, 1..{MAX_CLASSES} (default 4)")
     parser.add_argument("--videos-per-class", type=int, default=20, help="videos per class, >= 3 (default 20)")
-    parser.add_argument("--size", type=_parse_size, default=(64, 48), help="WIDTHxHEIGHT, even (default 64x48)")
+    parser.add_argument("--size", type=parse_size, default=(64, 48), help="WIDTHxHEIGHT, even (default 64x48)")
     parser.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     parser.add_argument("--fps", type=int, default=15, help="frame rate (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

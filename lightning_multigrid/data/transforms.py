@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
 __all__ = [
     "DEFAULT_MEAN",
@@ -22,7 +21,6 @@ __all__ = [
     "uniform_clip_indices",
     "segment_indices",
     "random_short_side",
-    "resize_short_side",
     "random_crop",
     "center_crop",
     "spatial_crop",
@@ -147,18 +145,6 @@ def random_short_side(
         if first_even <= hi:
             return first_even + 2 * randint(0, (hi - first_even) // 2, generator)
     return randint(lo, hi, generator)
-
-
-def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
-    """Rescale ``(..., H, W)`` so the short side is ``size`` (aspect kept, antialiased)."""
-    height, width = video.shape[-2:]
-    if min(height, width) == size:
-        return video
-    if width <= height:
-        new_w, new_h = size, max(size, round(height * size / width))
-    else:
-        new_w, new_h = max(size, round(width * size / height)), size
-    return TF.resize(video, [new_h, new_w], antialias=True)
 
 
 def _check_fits(video: torch.Tensor, size: int) -> tuple[int, int]:
