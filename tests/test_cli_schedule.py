@@ -112,3 +112,10 @@ def test_plot_draws_every_epoch_and_titles_the_tables_speedup(tmp_path):
         # The step lines reach the end of the last epoch: 8 multigrid epochs, 5 baseline epochs.
         assert multigrid.get_xdata()[-1] == 8 and baseline.get_xdata()[-1] == 5
     assert f"{s.theoretical_speedup(48, 1):.2f}x" in fig._suptitle.get_text()
+
+
+def test_every_public_name_resolves():
+    import lightning_multigrid
+
+    for name in lightning_multigrid.__all__:
+        assert getattr(lightning_multigrid, name) is not None, name
