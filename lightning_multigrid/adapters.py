@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from lightning_multigrid.keys import ClipShape, unpack_key
 
-__all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips", "batch_video", "replace_batch_video"]
+__all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips", "batch_input", "batch_video", "replace_batch_video"]
 
 
 class ShapedTransformDataset(torch.utils.data.Dataset):
@@ -84,9 +84,17 @@ class BaseShapeDataset(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
+def batch_input(batch: Any) -> Any:
+    """The model input of a batch: ``batch["video"]``, ``batch[0]`` or the batch itself (one rule for
+    precise BN, the setup probe and on-device resampling)."""
+    if isinstance(batch, dict):
+        return batch["video"]
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
 def batch_video(batch: Any) -> torch.Tensor:
-    """The clip tensor of a batch: ``batch["video"]``, ``batch[0]`` or the batch itself."""
-    video = batch["video"] if isinstance(batch, dict) else batch[0] if isinstance(batch, (list, tuple)) else batch
+    """The clip tensor of a batch (:func:`batch_input`), which must be one ``(B, C, T, H, W)`` tensor."""
+    video = batch_input(batch)
     if not isinstance(video, torch.Tensor) or video.dim() != 5:
         raise TypeError(
             "on-device resampling needs the batch's clips as one (B, C, T, H, W) tensor in batch['video'] "

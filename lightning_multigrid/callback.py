@@ -330,12 +330,13 @@ class MultigridCallback(Callback):
     @override
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         # A mid-epoch resume gets no on_train_epoch_start: apply the epoch's state here.
-        if self.schedule is not None and compat.is_restarting_mid_epoch(trainer):
+        done = compat.batches_done_in_epoch(trainer)
+        if self.schedule is not None and done > 0:
             self._enter_epoch(trainer, pl_module, restart_splits=False)
             saved = self._loaded_state.get("split_bn")
             if saved and saved["epoch"] == trainer.current_epoch:
                 bn.load_split_statistics(pl_module, saved["statistics"])
-            self._set_lr(trainer, trainer.current_epoch, compat.batches_done_in_epoch(trainer))
+            self._set_lr(trainer, trainer.current_epoch, done)
 
     @override
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lightning_multigrid.adapters import batch_input
 from lightning_multigrid.keys import ClipKey, ClipShape
 from lightning_multigrid.schedule import MultigridSchedule, epoch_clip_shapes
 
@@ -111,9 +112,5 @@ def probe_forward(
 
 
 def default_forward(module: torch.nn.Module, batch: Any) -> Any:
-    """Feed a training batch to the module: ``batch["video"]``, ``batch[0]`` or the batch itself."""
-    if isinstance(batch, dict):
-        return module(batch["video"])
-    if isinstance(batch, (list, tuple)):
-        return module(batch[0])
-    return module(batch)
+    """Feed a training batch's input (:func:`~lightning_multigrid.adapters.batch_input`) to the module."""
+    return module(batch_input(batch))

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TrainerPatch", "epoch_to_run", "batches_done_in_epoch", "is_restarting_mid_epoch"]
+__all__ = ["TrainerPatch", "epoch_to_run", "batches_done_in_epoch"]
 
 
 def _fit_loop(trainer: Any) -> Any:
@@ -76,11 +76,6 @@ def epoch_to_run(trainer: Any) -> int:
     """
     loop = _fit_loop(trainer)
     return int(loop.epoch_progress.current.processed) + int(_restored_epoch_finished(loop))
-
-
-def is_restarting_mid_epoch(trainer: Any) -> bool:
-    """Whether the fit resumes inside an epoch (a checkpoint taken after a training batch)."""
-    return batches_done_in_epoch(trainer) > 0
 
 
 def batches_done_in_epoch(trainer: Any) -> int:
