@@ -4,7 +4,8 @@ the ``lightning-multigrid schedule`` command and :func:`lightning_multigrid.mode
 
 * :func:`validate_stages`: every stage's batch against the data, the devices and the BN splits,
   SlowFast's alpha and the model's declared requirements;
-* :func:`check_trainer_flags`: Trainer settings that would silently break the schedule.
+* :func:`check_trainer_flags`, :func:`baseline_epochs`, :func:`check_lr_schedulers`: Trainer and
+  module settings that would silently train something other than the schedule.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from lightning_multigrid.schedule import (
     epoch_clip_shapes,
 )
 
-__all__ = ["stage_bn_plans", "validate_stages", "check_trainer_flags"]
+__all__ = ["stage_bn_plans", "validate_stages", "check_trainer_flags", "baseline_epochs", "check_lr_schedulers"]
+
+#: Lightning's ``max_epochs`` when none is given: never a baseline recipe, almost always a mistake.
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 
 
 def stage_bn_plans(schedule: MultigridSchedule, world_size: int) -> list[BatchNormPlan]:
@@ -98,3 +102,32 @@ def check_trainer_flags(max_steps: int, accumulate_grad_batches: Any, short_cycl
             f"whose pairing shifts every optimizer step; use a multiple of the short cycle's {num_slots} "
             f"slots (e.g. {num_slots * max(1, accumulate_grad_batches // num_slots)}), 1, or short_cycle=False"
         )
+
+
+def baseline_epochs(given: int | None, trainer_max_epochs: int | None) -> int:
+    """The baseline recipe's epochs: ``given`` (the callback's ``baseline_epochs``) or the Trainer's."""
+    epochs = given or trainer_max_epochs
+    if epochs is None or epochs < 1 or (given is None and epochs == LIGHTNING_DEFAULT_MAX_EPOCHS):
+        raise ValueError(
+            f"MultigridCallback: Trainer(max_epochs={trainer_max_epochs}) is not a baseline recipe "
+            f"({LIGHTNING_DEFAULT_MAX_EPOCHS} is Lightning's default when max_epochs is unset). Set "
+            "Trainer(max_epochs=...) to the BASELINE number of epochs (the callback derives the "
+            "multigrid epochs), or pass MultigridCallback(baseline_epochs=...)"
+        )
+    return int(epochs)
+
+
+def check_lr_schedulers(lr_policy: str | None, scheduler_names: list[str]) -> str | None:
+    """Refuse LR schedulers that would fight the callback's LR; the warning for ``lr_policy=None``."""
+    if lr_policy is None:
+        return (
+            "MultigridCallback(lr_policy=None): the LR is left to your scheduler, so the long cycle's "
+            "linear LR scaling by batch factor is not applied"
+        )
+    if scheduler_names:
+        raise ValueError(
+            f"MultigridCallback(lr_policy={lr_policy!r}) sets the LR every iteration, but the module "
+            f"also configures LR scheduler(s): {', '.join(scheduler_names)}. Remove them from "
+            "configure_optimizers, or pass lr_policy=None to keep yours (without the long cycle's LR scaling)."
+        )
+    return None

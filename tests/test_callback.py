@@ -17,9 +17,10 @@ STEPS = [0, 2, 4]  # baseline: 5 epochs -> several long-cycle stages
 
 def trainer(callback, max_epochs=5, **kw):
     kw.setdefault("enable_checkpointing", False)
+    kw.setdefault("logger", False)
     return pl.Trainer(
-        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[callback], num_sanity_val_steps=0, **kw,
+        max_epochs=max_epochs, accelerator="cpu", devices=1, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[callback, *kw.pop("callbacks", [])], num_sanity_val_steps=0, **kw,
     )
 
 
@@ -73,8 +74,7 @@ def test_checkpoint_loads_into_plain_model_strict(tmp_path):
     module = ToyModule(dataset_size=32)
     ckpt_cb = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
     stopper = StopAt(2)
-    t = trainer(make_callback(), enable_checkpointing=True)
-    t.callbacks.extend([ckpt_cb, stopper])
+    t = trainer(make_callback(), callbacks=[ckpt_cb, stopper], enable_checkpointing=True)
     t.fit(module)
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=True)
     plain = TinyNet()
@@ -125,19 +125,19 @@ def _validated_epochs(cb, **trainer_kw):
     module = ToyModule(dataset_size=32)
     t = trainer(cb, max_epochs=12, **trainer_kw)
     t.callbacks.append(Probe())
-    import lightning_multigrid.callback as callback_module
+    import lightning_multigrid.precise_bn as precise_bn_module
 
-    original = callback_module.precise_bn.update_bn_stats
+    original = precise_bn_module.update_bn_stats
 
     def counting(model, *args, **kwargs):
         bn_updates.append(t.current_epoch)
         return original(model, *args, **kwargs)
 
-    callback_module.precise_bn.update_bn_stats = counting
+    precise_bn_module.update_bn_stats = counting
     try:
         t.fit(module)
     finally:
-        callback_module.precise_bn.update_bn_stats = original
+        precise_bn_module.update_bn_stats = original
     return evaluated, bn_updates
 
 
@@ -240,3 +240,22 @@ def test_baseline_max_epochs_required():
     with pytest.raises(ValueError, match="max_epochs"):
         pl.Trainer(max_epochs=-1, accelerator="cpu", logger=False, callbacks=[make_callback()],
                    enable_progress_bar=False).fit(ToyModule())
+
+
+def test_logged_shapes_are_the_trained_ones_at_every_logging_step(tmp_path):
+    """The callback logs only where the logger writes (log_every_n_steps); what it logs there is the
+    shape and batch the step trained on (the module's own records are the oracle)."""
+    pl.seed_everything(0)
+    module = ToyModule(dataset_size=32)
+    logger = pl.loggers.CSVLogger(tmp_path, name="run")
+    t = trainer(make_callback(), logger=logger, log_every_n_steps=3)
+    t.fit(module)
+    import csv
+
+    rows = [r for r in csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))) if r.get("multigrid/crop_size")]
+    # Lightning writes a step's values when the number of steps done so far, counting it, is a multiple of 3.
+    expected = [rec for g, rec in enumerate(module.records) if (g + 1) % 3 == 0]
+    assert len(module.records) > 6 and len(rows) == len(expected)
+    for row, rec in zip(rows, expected):
+        assert (float(row["multigrid/num_frames"]), float(row["multigrid/crop_size"])) == (rec["T"], rec["S"])
+        assert float(row["multigrid/batch_size"]) == rec["batch"]

@@ -208,21 +208,21 @@ def test_workers_persist_across_stage_changes():
 def test_precise_bn_batches_follow_the_budget():
     used = []
 
-    import lightning_multigrid.callback as callback_module
+    import lightning_multigrid.precise_bn as precise_bn_module
 
-    original = callback_module.precise_bn.update_bn_stats
+    original = precise_bn_module.update_bn_stats
 
     def counting(model, batches, num_batches, forward):
         used.append(len(list(batches)))
         return original(model, batches, num_batches, forward)
 
-    callback_module.precise_bn.update_bn_stats = counting
+    precise_bn_module.update_bn_stats = counting
     try:
         # 96 clips: 4+2+... iterations; budget 0.5 of the run's iterations over its 8 validations.
         cb = _callback(precise_bn_batches=200, precise_bn_budget=0.5)
         _trainer(cb).fit(ToyModule(dataset_size=96))
     finally:
-        callback_module.precise_bn.update_bn_stats = original
+        precise_bn_module.update_bn_stats = original
     iterations = cb.schedule.iterations(96)
     per_call = int(0.5 * iterations / 8)
     assert per_call >= 2 and used == [per_call] * 8

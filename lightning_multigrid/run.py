@@ -1,0 +1,320 @@
+"""One fit of :class:`~lightning_multigrid.callback.MultigridCallback`: what it builds and decides.
+
+:class:`RunSettings` is what the user gave the callback (validated when the callback is built).
+:class:`MultigridRun` is created at Lightning's first train-loader request of a fit, when the
+dataset, the per-device batch, the world size and any restored checkpoint are all known. It builds
+the schedule, checks it (:mod:`~lightning_multigrid.validation`, :mod:`~lightning_multigrid.checks`),
+converts BN, and from then on answers every per-epoch and per-batch question as a pure function of
+``(schedule, epoch, batch)``, so a run resumed from any checkpoint trains exactly what the
+uninterrupted run trains. The callback only forwards Lightning's hooks to it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from lightning_multigrid import adapters, checks, compat, loaders, precise_bn, validation
+from lightning_multigrid import batchnorm as bn
+from lightning_multigrid.keys import ClipShape
+from lightning_multigrid.lr import LrPolicy, apply_lr_factor
+from lightning_multigrid.namespace import rank_zero_info, rank_zero_warn
+from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule, epoch_clip_shapes
+
+__all__ = ["RunSettings", "MultigridRun", "recipe_state"]
+
+# How a base-shape setting the user left unset is read from the dataset's ``base_shape``.
+_FROM_BASE_SHAPE: dict[str, Callable[[ClipShape], Any]] = {
+    "num_frames": lambda b: b.num_frames,
+    "crop_size": lambda b: b.crop_size,
+    "sampling_rate": lambda b: b.stride_range[0],
+    "jitter_scales": lambda b: b.jitter_range,
+}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The callback's arguments, checked once (see :class:`MultigridCallback` for their meaning).
+
+    ``cycle`` holds the :class:`BaseRecipe` fields of the method, ``base`` the base clip shape
+    (``None``: read from the dataset); with ``owns_lr=False`` the LR is left to the user.
+    """
+
+    steps: tuple[int, ...]
+    cycle: dict[str, Any]
+    base: dict[str, Any]
+    lr: LrPolicy
+    owns_lr: bool
+    precise_bn_batches: int
+    precise_bn_budget: float
+    follow_eval_schedule: bool
+    baseline_epochs: int | None
+    seed: int | None
+    precise_bn_forward: Callable[[Any, Any], Any] | None
+    probe_shapes: bool
+    log_schedule: bool
+
+    def __post_init__(self) -> None:
+        if self.precise_bn_batches < 0:
+            raise ValueError(f"precise_bn_batches must be >= 0, got {self.precise_bn_batches}")
+        if not 0 < self.precise_bn_budget <= 1:
+            raise ValueError(f"precise_bn_budget must be in (0, 1], got {self.precise_bn_budget}")
+        if self.baseline_epochs is not None and self.baseline_epochs < 1:
+            raise ValueError(f"baseline_epochs must be >= 1, got {self.baseline_epochs}")
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.cycle["short_cycle_factors"]) + 1
+
+    def recipe(self, dataset: Any, baseline_epochs: int, global_batch: int) -> BaseRecipe:
+        """The baseline recipe: these settings, unset base-shape fields from ``dataset.base_shape``."""
+        base: ClipShape | None = getattr(dataset, "base_shape", None)
+        given = {}
+        for name, value in self.base.items():
+            if value is None and base is not None:
+                value = _FROM_BASE_SHAPE[name](base)
+            elif value is None and name in ("num_frames", "crop_size"):
+                raise ValueError(f"MultigridCallback: pass `{name}=` or give the train dataset a `base_shape` ClipShape")
+            if value is not None:  # unset stride and jitter take BaseRecipe's defaults
+                given[name] = value
+        return BaseRecipe(steps=list(self.steps), max_epochs=baseline_epochs, batch_size=global_batch,
+                          **given, **self.cycle)
+
+
+def recipe_state(recipe: BaseRecipe) -> dict[str, Any]:
+    """``recipe`` as JSON-safe values (what a checkpoint stores and a resume compares)."""
+    return _jsonable(asdict(recipe))
+
+
+class MultigridRun:
+    """Everything one fit needs, built at its first train-loader request (see the module doc)."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        trainer: Any,
+        pl_module: Any,
+        loader: Any,
+        patch: compat.TrainerPatch,
+        baseline_epochs: int,
+        base_lrs: list[list[float]],
+        loaded_state: dict[str, Any],
+    ) -> None:
+        self.settings, self.patch, self.base_lrs, self.module = settings, patch, base_lrs, pl_module
+        self.world_size, self.rank = trainer.world_size, trainer.global_rank
+        # A resumed run keeps its checkpoint's seed; else the callback's, else seed_everything's.
+        seed = loaded_state.get("seed", settings.seed)
+        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else int(seed)
+        self.user_val_every = trainer.check_val_every_n_epoch or 1
+        keyed, self.batch_size = loaders.check_train_loader(loader)
+        existing = getattr(getattr(loader, "batch_sampler", None), "schedule", None)
+        self.schedule = MultigridSchedule(settings.recipe(
+            keyed if keyed is not None else loader.dataset, baseline_epochs, self.batch_size * self.world_size))
+        if existing is not None and existing.recipe != self.schedule.recipe:
+            raise ValueError(
+                "MultigridCallback: the train loader already has a MultigridBatchSampler built from another "
+                "recipe; let the callback build it (use a plain DataLoader) or give both the same settings"
+            )
+        _check_resumed_recipe(loaded_state.get("recipe"), self.schedule.recipe)
+        r = self.schedule.recipe
+        self.resample_base = None if keyed is not None else ClipShape(
+            r.num_frames, r.crop_size, (r.sampling_rate,) * 2, r.jitter_scales)
+        if self.resample_base is not None:
+            rank_zero_info(
+                f"MultigridCallback: {type(loader.dataset).__name__} does not accept (index, shape) keys, so its "
+                "base-shape clips are resampled on the device to each grid's shape: the compute saving holds, "
+                "the data cost does not shrink (see lightning_multigrid.adapters for the faster tiers)"
+            )
+        self.template, self.dataset = loader, self._view(loader, keyed)
+        self.loader: Any = None
+        self.loader_stage = -1
+        self.lr_factor_now = 1.0
+        self._check_and_prepare(trainer, pl_module)
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _view(self, loader: Any, keyed: Any) -> Any:
+        """The dataset the sampler's keys index: key-aware, or tier 3 (base-shape clips)."""
+        if keyed is not None:
+            return keyed
+        assert self.resample_base is not None
+        return adapters.BaseShapeDataset(loader.dataset, self.resample_base)
+
+    def _check_and_prepare(self, trainer: Any, pl_module: Any) -> None:
+        s, dataset, settings = self.schedule, self.dataset, self.settings
+        requirements = checks.find_requirements(pl_module)
+        alpha = getattr(dataset, "slowfast_alpha", None)
+        for warning in validation.validate_stages(s, self.world_size, len(dataset), alpha, requirements):
+            rank_zero_warn(f"MultigridCallback: {warning}")
+        if settings.probe_shapes and (settings.precise_bn_forward is not None or settings.precise_bn_batches > 0):
+            checks.probe_forward(
+                pl_module, dataset, s, self.template.collate_fn, trainer.strategy.batch_to_device, self.forward,
+                reshape=self.reshape if self.resample_base else None,
+            )
+        self.sync_groups: dict[int, Any] = {}
+        if self.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Sync-BN groups must be created by every rank, in the same order, before training.
+            sizes = {p.sync_size for p in validation.stage_bn_plans(s, self.world_size) if p.mode == "sync"}
+            self.sync_groups = {size: bn.new_sync_groups(size) for size in sorted(sizes)}
+        if s.recipe.long_cycle:
+            bn.convert_to_split_batchnorm(pl_module)
+        calls = len(s.validation_epochs(self.user_val_every))
+        budget = int(settings.precise_bn_budget * s.iterations(len(dataset), self.world_size) / max(calls, 1))
+        self.precise_bn_per_call = min(settings.precise_bn_batches, max(1, budget))
+        self.patch.set_max_epochs(s.max_epochs)
+        # Training slots, precise BN and validation at every grid, with room for a last partial batch.
+        shapes = 3 * len({(b, c.num_frames, c.crop_size) for e in range(s.max_epochs)
+                          for b, c in zip(s.epoch_batch_sizes(e, self.world_size), epoch_clip_shapes(s, e))})
+        if self.patch.ensure_recompile_limit(shapes):
+            rank_zero_info(f"MultigridCallback: torch.compile may recompile for each of up to {shapes} input shapes "
+                           "of this schedule; raised torch._dynamo.config.recompile_limit to that")
+        if settings.log_schedule:
+            from lightning_multigrid.schedule_report import format_schedule_table  # noqa: PLC0415 - report only
+
+            rank_zero_info(
+                f"MultigridCallback: baseline {s.recipe.max_epochs} epochs -> multigrid {s.max_epochs} epochs "
+                f"on {self.world_size} device(s)\n" + format_schedule_table(s, self.world_size, len(dataset))
+            )
+
+    # -- loaders ---------------------------------------------------------------------------------
+    def train_loader(self, trainer: Any, loader: Any) -> Any:
+        """The loader of the epoch that will run: the fit's loader moved to that epoch, or a new one."""
+        keyed, _ = loaders.check_train_loader(loader)
+        epoch = compat.epoch_to_run(trainer)
+        self.loader_stage = self.schedule.stage_index_at(epoch)
+        if self.loader is not None and loader.dataset is self.template.dataset:
+            # A stage change: the same loader (and its persistent workers) at the new epoch's len().
+            self.loader.batch_sampler.set_epoch(epoch)
+            return self.loader
+        self.template, self.dataset = loader, self._view(loader, keyed)
+        self.loader = loaders.train_loader(
+            loader, self.dataset, self.schedule, self.batch_size, epoch, self.seed, self.world_size, self.rank,
+            start_batch=compat.batches_done_in_epoch(trainer),
+        )
+        return self.loader
+
+    def needs_new_loader(self, epoch: int) -> bool:
+        """Lightning fixes a loader's length when it builds it: a new stage needs a new loader."""
+        return epoch < self.schedule.max_epochs and self.schedule.stage_index_at(epoch) != self.loader_stage
+
+    def release(self) -> None:
+        """Drop the fit's loaders (and with them any persistent workers) and model; the schedule stays."""
+        self.loader = self.template = self.dataset = self.module = None
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to resume this run exactly (the callback adds its version)."""
+        state: dict[str, Any] = {"recipe": recipe_state(self.schedule.recipe), "max_epochs": self.schedule.max_epochs,
+                                 "seed": self.seed, "world_size": self.world_size}
+        trainer = getattr(self.module, "_trainer", None)
+        if self.module is not None and trainer is not None:
+            # Split statistics are not in the (plain-BN) model state; a mid-epoch resume needs them.
+            state["split_bn"] = {"epoch": trainer.current_epoch, "statistics": bn.split_statistics(self.module)}
+        return state
+
+    # -- per epoch and per batch ---------------------------------------------------------------
+    def enter_epoch(self, pl_module: Any, epoch: int, restart_splits: bool) -> None:
+        """BN grouping and validation gating of ``epoch``."""
+        s = self.schedule
+        self.patch.request_loader_reload(False)  # this epoch's loader is built
+        if s.recipe.long_cycle:
+            plan = s.batch_norm_plan(s.per_device_batch_size(epoch, self.world_size), self.world_size)
+            bn.apply_batchnorm_plan(pl_module, plan, self.sync_groups)
+            if restart_splits:
+                bn.restart_splits(pl_module)
+        if self.settings.follow_eval_schedule:
+            self.patch.set_validate_this_epoch(self.validates(epoch), epoch)
+
+    def validates(self, epoch: int) -> bool:
+        if not self.settings.follow_eval_schedule:
+            return (epoch + 1) % self.user_val_every == 0 or epoch + 1 == self.schedule.max_epochs
+        return epoch in self.schedule.validation_epochs(self.user_val_every)
+
+    def lr_factor(self, epoch: float) -> float:
+        return self.settings.lr.factor(self.schedule, epoch)
+
+    def set_lr(self, trainer: Any, epoch: int, batch_idx: int) -> None:
+        """Set the LR of batch ``batch_idx`` before it starts, so any logger reads the right one."""
+        if not self.settings.owns_lr:
+            return
+        self.lr_factor_now = self.lr_factor(epoch + batch_idx / max(trainer.num_training_batches, 1))
+        apply_lr_factor(trainer.optimizers, self.base_lrs, self.lr_factor_now)
+
+    def batch_values(self, epoch: int, batch_idx: int) -> dict[str, float]:
+        """What the callback logs for a batch: its grid, batch size, LR factor and stage."""
+        slots = epoch_clip_shapes(self.schedule, epoch)
+        sizes = self.schedule.epoch_batch_sizes(epoch, self.world_size)
+        slot = batch_idx % len(slots)
+        return {
+            "multigrid/num_frames": float(slots[slot].num_frames),
+            "multigrid/crop_size": float(slots[slot].crop_size),
+            "multigrid/batch_size": float(sizes[slot]),
+            "multigrid/lr_factor": float(self.lr_factor_now),
+            "multigrid/stage": float(self.schedule.stage_index_at(epoch)),
+        }
+
+    def reshape_batch(self, batch: Any, epoch: int, batch_idx: int) -> None:
+        """Tier 3: resample the batch to its slot's shape (a no-op for key-aware datasets)."""
+        if self.resample_base is not None:
+            slots = epoch_clip_shapes(self.schedule, epoch)
+            self.reshape(batch, slots[batch_idx % len(slots)], (epoch, batch_idx, self.rank))
+
+    def reshape(self, batch: Any, shape: ClipShape, where: tuple[int, ...] = (0,)) -> None:
+        """Resample a batch of base-shape clips to ``shape`` in place (random choices are a pure
+        function of the seed and ``where``, so a resumed run draws the same)."""
+        assert self.resample_base is not None
+        generator = torch.Generator().manual_seed(hash((self.seed, *where)) % (2**63))
+        video = adapters.batch_video(batch)
+        adapters.replace_batch_video(batch, adapters.resample_clips(video, self.resample_base, shape, generator))
+
+    def forward(self, pl_module: Any, batch: Any) -> Any:
+        return (self.settings.precise_bn_forward or checks.default_forward)(pl_module, batch)
+
+    def precise_bn(self, trainer: Any, pl_module: Any, epoch: int) -> None:
+        """Recompute BN statistics at the epoch's base shape (no short cycle)."""
+        if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in pl_module.modules()):
+            return
+        loader = loaders.precise_bn_loader(
+            self.template, self.dataset, self.schedule, epoch, self.precise_bn_per_call, self.seed,
+            self.world_size, self.rank,
+        )
+        if loader is None:
+            rank_zero_warn(f"MultigridCallback: precise BN skipped at epoch {epoch} (dataset smaller than one batch)")
+            return
+        base_shape = epoch_clip_shapes(self.schedule, epoch)[-1]
+
+        def run(module: Any, batch: Any) -> Any:
+            batch = trainer.strategy.batch_to_device(batch)
+            if self.resample_base is not None:
+                self.reshape(batch, base_shape, (epoch, -1, self.rank))
+            return self.forward(pl_module, batch)
+
+        used = precise_bn.update_bn_stats(pl_module, loader, num_batches=len(loader), forward=run)
+        rank_zero_info(f"MultigridCallback: precise BN over {used} batches at epoch {epoch}")
+
+
+def _check_resumed_recipe(saved: dict[str, Any] | None, recipe: BaseRecipe) -> None:
+    if saved is None:
+        return
+    now = recipe_state(recipe)
+    changed = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
+    if changed:
+        detail = "; ".join(f"{k}: checkpoint {a} vs now {b}" for k, (a, b) in changed.items())
+        raise ValueError(
+            "MultigridCallback: the checkpoint was trained with a different multigrid recipe, so the "
+            f"resumed schedule would not match ({detail}). Resume with the same Trainer/DataModule/"
+            "callback settings."
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value, 12)
+    return value
