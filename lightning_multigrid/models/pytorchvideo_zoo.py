@@ -177,6 +177,23 @@ TEMPORAL_POOL: dict[str, Any] = {"min_frames": 2}
 _spec = partial(ModelSpec, assemble=assemble_pytorchvideo)
 
 
+def _tiny(
+    name: str,
+    family: str,
+    builder: Any,
+    what: str,
+    kwargs: dict[str, Any],
+    stage_depths: tuple[int, ...] | None = _TINY_DEPTHS,
+    **requirements: Any,
+) -> ModelSpec:
+    """A tiny variant for CPU tests and demos: 8x4 clips of 64 pixels unless ``requirements`` say
+    otherwise, no published weights (checkpoint ``<NAME>.pyth``), one block per stage by default."""
+    requirements = {"num_frames": 8, "crop_size": 64, "sampling_rate": 4, "checkpoint_name": f"{name.upper()}.pyth",
+                    **requirements}
+    return _spec(name, family, builder, kwargs, ModelRequirements(name, **requirements), stage_depths=stage_depths,
+                 description=f"tiny {what} for CPU tests and demos")
+
+
 def _specs() -> list[ModelSpec]:
     return [
         _spec(
@@ -240,55 +257,23 @@ def _specs() -> list[ModelSpec]:
             description="ir-CSN R101 32x2 (K400 77.0 top-1)",
         ),
         # ---- tiny variants: same builders, narrow stems, one block per stage --------------------
-        _spec(
-            "slowfast_tiny", "slowfast", create_slowfast,
+        _tiny(
+            "slowfast_tiny", "slowfast", create_slowfast, "SlowFast (alpha 4, beta 1/4)",
             {"model_depth": 50, "stem_dim_outs": (8, 2), "slowfast_channel_reduction_ratio": (4,), "dropout_rate": 0.0},
-            ModelRequirements("slowfast_tiny", min_frames=4, frame_divisor=4, slowfast_alpha=4, num_frames=16,
-                              crop_size=64, sampling_rate=2, checkpoint_name="SLOWFAST_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny SlowFast (alpha 4, beta 1/4) for CPU tests and demos",
+            min_frames=4, frame_divisor=4, slowfast_alpha=4, num_frames=16, sampling_rate=2,
         ),
-        _spec(
-            "slow_tiny", "resnet", create_resnet, {**_SLOW, **TINY_RESNET_KWARGS},
-            ModelRequirements("slow_tiny", num_frames=8, crop_size=64, sampling_rate=4, checkpoint_name="SLOW_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny Slow-only ResNet for CPU tests and demos",
-        ),
-        _spec(
-            "i3d_tiny", "resnet", create_resnet, {**I3D_KWARGS, **TINY_RESNET_KWARGS},
-            ModelRequirements("i3d_tiny", num_frames=8, crop_size=64, sampling_rate=4, **TEMPORAL_POOL,
-                              checkpoint_name="I3D_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny I3D ResNet for CPU tests and demos",
-        ),
-        _spec(
-            "c2d_tiny", "resnet", create_resnet, {**_C2D, **TINY_RESNET_KWARGS},
-            ModelRequirements("c2d_tiny", num_frames=8, crop_size=64, sampling_rate=4, **TEMPORAL_POOL,
-                              checkpoint_name="C2D_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny C2D ResNet for CPU tests and demos",
-        ),
-        _spec(
-            "x3d_tiny", "x3d", create_x3d,
+        _tiny("slow_tiny", "resnet", create_resnet, "Slow-only ResNet", {**_SLOW, **TINY_RESNET_KWARGS}),
+        _tiny("i3d_tiny", "resnet", create_resnet, "I3D ResNet", {**I3D_KWARGS, **TINY_RESNET_KWARGS}, **TEMPORAL_POOL),
+        _tiny("c2d_tiny", "resnet", create_resnet, "C2D ResNet", {**_C2D, **TINY_RESNET_KWARGS}, **TEMPORAL_POOL),
+        _tiny(
+            "x3d_tiny", "x3d", create_x3d, "X3D",
             # depth_factor 0.2 rounds every X3D stage up to one block; a 128-wide head instead of 2048.
             {"input_clip_length": 8, "input_crop_size": 64, "depth_factor": 0.2, "width_factor": 1.0,
              "head_dim_out": 128, "dropout_rate": 0.0},
-            ModelRequirements("x3d_tiny", num_frames=8, crop_size=64, sampling_rate=4, checkpoint_name="X3D_TINY.pyth"),
-            description="tiny X3D for CPU tests and demos",
+            stage_depths=None,
         ),
-        _spec(
-            "r2plus1d_tiny", "r2plus1d", create_r2plus1d, {**TINY_RESNET_KWARGS},
-            ModelRequirements("r2plus1d_tiny", num_frames=8, crop_size=64, sampling_rate=4,
-                              checkpoint_name="R2PLUS1D_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny R(2+1)D for CPU tests and demos",
-        ),
-        _spec(
-            "csn_tiny", "csn", create_csn, {"model_depth": 50, "stem_pool": nn.MaxPool3d, **TINY_RESNET_KWARGS},
-            ModelRequirements("csn_tiny", num_frames=8, crop_size=64, sampling_rate=4, checkpoint_name="CSN_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny ir-CSN for CPU tests and demos",
-        ),
+        _tiny("r2plus1d_tiny", "r2plus1d", create_r2plus1d, "R(2+1)D", {**TINY_RESNET_KWARGS}),
+        _tiny("csn_tiny", "csn", create_csn, "ir-CSN", {"model_depth": 50, "stem_pool": nn.MaxPool3d, **TINY_RESNET_KWARGS}),
     ]
 
 
