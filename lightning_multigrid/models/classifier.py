@@ -17,7 +17,7 @@ left out of the test metrics and listed in :attr:`VideoClassifier.test_failed_vi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,9 +25,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
-from torchmetrics.functional.classification import multiclass_accuracy, multilabel_average_precision
 
 from lightning_multigrid.models.checkpoints import classifier_name
+from lightning_multigrid.models.multiview import (
+    ViewScores,
+    aggregate_views,
+    video_level,
+    video_metrics,
+    without_failed,
+)
+from lightning_multigrid.models.optim import (
+    LRSchedulerCallable,
+    OptimizerCallable,
+    OptimizerSetup,
+    parameter_groups,
+)
 from lightning_multigrid.models.zoo import (
     ModelRequirements,
     build_model,
@@ -39,11 +51,6 @@ from lightning_multigrid.namespace import lightning_module, rank_zero_warn, save
 __all__ = ["DefaultSGD", "VideoClassifier", "VideoClassifierDefinition", "aggregate_views"]
 
 Video = torch.Tensor | Sequence[torch.Tensor]
-# LightningCLI's OptimizerCallable / LRSchedulerCallable, spelled out so that neither namespace is needed.
-OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
-LRSchedulerCallable = Callable[
-    [torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
-]
 
 
 class DefaultSGD(torch.optim.SGD):
@@ -152,10 +159,8 @@ class VideoClassifierDefinition(_TypingBase):
             )
         self.num_classes = num_classes
         self.multi_label = multi_label
-        self.optimizer_factory = optimizer
-        self.lr_scheduler_factory = lr_scheduler
         self.label_smoothing = label_smoothing
-        self.zero_decay_norm_bias = zero_decay_norm_bias
+        self.optimization = OptimizerSetup(optimizer, lr_scheduler, zero_decay_norm_bias)
         self.topk = (1, 5) if num_classes >= 5 else (1,)
 
         if multi_label:
@@ -165,12 +170,9 @@ class VideoClassifierDefinition(_TypingBase):
             self.train_top1 = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")
             self.val_metrics = self._accuracy_metrics("val/")
             self.test_metrics = self._accuracy_metrics("test/")
-        self._test_scores: list[torch.Tensor] = []
-        self._test_labels: list[torch.Tensor] = []
-        self._test_index: list[torch.Tensor] = []
+        self._test_views = ViewScores()
         #: Video-level results of the last multi-view test: ``(video_ids, scores, labels)``.
         self.test_video_predictions: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self._test_failed: list[torch.Tensor] = []
         #: Video ids the last multi-view test could not evaluate (a view failed to decode).
         self.test_failed_videos: list[int] = []
 
@@ -274,63 +276,46 @@ class VideoClassifierDefinition(_TypingBase):
             self.log("train/top1", self.train_top1, on_step=True, on_epoch=True, batch_size=size)
         return loss
 
-    def _without_failed(self, batch: dict[str, Any]) -> dict[str, Any] | None:
-        """The batch minus items marked ``"failed"`` (placeholders of undecodable videos)."""
-        failed = batch.get("failed")
-        if failed is None:
-            return batch
-        failed = torch.as_tensor(failed, dtype=torch.bool).reshape(-1)
-        if "video_index" in batch and bool(failed.any()):
-            index = torch.as_tensor(batch["video_index"]).long().reshape(-1)
-            self._test_failed.append(index[failed.to(index.device)].to(self.device))
-        if not bool(failed.any()):
-            return batch
-        if bool(failed.all()):
+    def _evaluation_step(
+        self, batch: dict[str, Any], stage: str
+    ) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor] | None:
+        """Log ``{stage}/loss`` of a batch without its failed items: ``(batch, scores, labels)``,
+        ``None`` when every item failed. Failed items' video ids go to the multi-view test."""
+        kept, failed_ids = without_failed(batch)
+        if failed_ids is not None:
+            self._test_views.failed.append(failed_ids.to(self.device))
+        if kept is None:
             return None
-        keep = ~failed
-
-        def select(value: Any) -> Any:
-            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == keep.shape[0]:
-                return value[keep.to(value.device)]
-            if isinstance(value, list):
-                return [select(v) for v in value]
-            return value
-
-        return {key: select(value) for key, value in batch.items()}
+        video, labels = self._check_batch(kept)
+        logits = self(video)
+        loss = self._loss(logits, labels)
+        size = labels.shape[0]
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=size, sync_dist=True)
+        return kept, self._scores(logits), labels
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        batch = self._without_failed(batch)  # type: ignore[assignment]
-        if batch is None:
-            return
-        video, labels = self._check_batch(batch)
-        logits = self(video)
-        size = labels.shape[0]
-        self.log("val/loss", self._loss(logits, labels), on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
-        self.val_metrics.update(self._scores(logits), self._metric_target(labels))
-        self.log_dict(self.val_metrics, on_epoch=True, batch_size=size)
+        step = self._evaluation_step(batch, "val")
+        if step is not None:
+            _, scores, labels = step
+            self.val_metrics.update(scores, self._metric_target(labels))
+            self.log_dict(self.val_metrics, on_epoch=True, batch_size=labels.shape[0])
 
     def on_test_epoch_start(self) -> None:
-        self._test_scores, self._test_labels, self._test_index = [], [], []
+        self._test_views = ViewScores()
         self.test_video_predictions = None
-        self._test_failed, self.test_failed_videos = [], []
+        self.test_failed_videos = []
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        batch = self._without_failed(batch)  # type: ignore[assignment]
-        if batch is None:
+        step = self._evaluation_step(batch, "test")
+        if step is None:
             return
-        video, labels = self._check_batch(batch)
-        logits = self(video)
-        size = labels.shape[0]
-        self.log("test/loss", self._loss(logits, labels), on_epoch=True, batch_size=size, sync_dist=True)
-        scores = self._scores(logits)
+        batch, scores, labels = step
         if "video_index" in batch:
             # Multi-view: keep every clip's scores; metrics come per video at the epoch end.
-            self._test_scores.append(scores)
-            self._test_labels.append(labels.detach())
-            self._test_index.append(torch.as_tensor(batch["video_index"], device=scores.device).long().reshape(-1))
+            self._test_views.add(scores, labels, batch["video_index"])
         else:
             self.test_metrics.update(scores, self._metric_target(labels))
-            self.log_dict(self.test_metrics, on_epoch=True, batch_size=size)
+            self.log_dict(self.test_metrics, on_epoch=True, batch_size=labels.shape[0])
 
     def on_train_epoch_end(self) -> None:
         self._report_skipped_videos(f"epoch {self.current_epoch}")
@@ -347,7 +332,8 @@ class VideoClassifierDefinition(_TypingBase):
 
     def on_test_epoch_end(self) -> None:
         self._report_skipped_videos("test")
-        local = torch.cat(self._test_failed) if self._test_failed else torch.zeros(0, dtype=torch.long, device=self.device)
+        views = self._test_views
+        local = torch.cat(views.failed) if views.failed else torch.zeros(0, dtype=torch.long, device=self.device)
         failed = self._gather(local)  # every rank calls it: a collective under DDP
         self.test_failed_videos = sorted({int(v) for v in failed.tolist()})
         if self.test_failed_videos:
@@ -356,28 +342,16 @@ class VideoClassifierDefinition(_TypingBase):
                 f"in the test metrics (video ids {self.test_failed_videos[:20]}"
                 f"{', ...' if len(self.test_failed_videos) > 20 else ''}; see the data's skipped_videos.json)"
             )
-        if not self._test_index:
+        if not views.index:
             return
         self.log("test/failed_videos", float(len(self.test_failed_videos)), sync_dist=False)
-        scores = self._gather(torch.cat(self._test_scores))
-        labels = self._gather(torch.cat(self._test_labels))
-        index = self._gather(torch.cat(self._test_index))
-        if self.test_failed_videos:  # a video with any failed view is left out entirely
-            evaluated = ~torch.isin(index, torch.tensor(self.test_failed_videos, device=index.device))
-            scores, labels, index = scores[evaluated], labels[evaluated], index[evaluated]
-        video_ids, video_scores, video_labels = aggregate_views(index, scores, labels)
+        video_ids, video_scores, video_labels = video_level(views, self._gather, self.test_failed_videos)
         self.test_video_predictions = (video_ids.cpu(), video_scores.cpu(), video_labels.cpu())
         target = self._metric_target(video_labels)
-        if self.multi_label:
-            values = {"test/mAP": multilabel_average_precision(video_scores, target, num_labels=self.num_classes)}
-        else:
-            values = {
-                f"test/top{k}": multiclass_accuracy(video_scores, target, num_classes=self.num_classes, top_k=k, average="micro")
-                for k in self.topk
-            }
+        values = video_metrics(video_scores, target, self.multi_label, self.num_classes, self.topk)
         # Every rank holds the same gathered values, so no further reduction is needed.
         self.log_dict(values, sync_dist=False)
-        self._test_scores, self._test_labels, self._test_index = [], [], []
+        views.scores, views.labels, views.index = [], [], []
 
     def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """Concatenate ``tensor`` over all ranks along dim 0 (ranks may hold different lengths)."""
@@ -395,36 +369,12 @@ class VideoClassifierDefinition(_TypingBase):
     # Optimisation
     # ----------------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Trainable parameters split into a weight-decay group and a no-decay group.
-
-        Normalisation parameters and biases (every parameter with fewer than 2 dimensions) go
-        to the no-decay group when ``zero_decay_norm_bias``. Frozen parameters are left out, so
-        ``BackboneFinetuning`` can add the backbone later. Empty groups are dropped.
-        """
-        decay: list[nn.Parameter] = []
-        no_decay: list[nn.Parameter] = []
-        for param in self.model.parameters():
-            if not param.requires_grad:
-                continue
-            (no_decay if self.zero_decay_norm_bias and param.ndim <= 1 else decay).append(param)
-        groups: list[dict[str, Any]] = []
-        if decay:
-            groups.append({"params": decay})
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
-        if not groups:
-            raise ValueError("VideoClassifier: no trainable parameters (everything has requires_grad=False)")
-        return groups
+        """The model's trainable parameters in a weight-decay and a no-decay group (see
+        :func:`~lightning_multigrid.models.optim.parameter_groups`)."""
+        return parameter_groups(self.model, self.optimization.zero_decay_norm_bias)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameter_groups())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = "val/loss"
-        return {"optimizer": optimizer, "lr_scheduler": config}
+        return self.optimization.configure(self.model)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The weights are in the state dict: rebuilding from the checkpoint must not need the
@@ -438,32 +388,4 @@ class VideoClassifierDefinition(_TypingBase):
 
 class VideoClassifier(VideoClassifierDefinition, lightning_module.LightningModule):  # type: ignore[misc,name-defined]
     __doc__ = VideoClassifierDefinition.__doc__
-
-
-def aggregate_views(
-    index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Average the scores of all clips (views) of each video.
-
-    Args:
-        index: ``(N,)`` video index of each clip.
-        scores: ``(N, K)`` per-clip scores.
-        labels: ``(N,)`` or ``(N, K)`` per-clip labels (equal for all clips of a video).
-
-    Returns:
-        ``(video_ids, video_scores, video_labels)`` sorted by video id.
-
-    Raises:
-        ValueError: when clips of one video carry different labels.
-    """
-    video_ids, inverse = torch.unique(index, return_inverse=True)
-    sums = scores.new_zeros((len(video_ids), scores.shape[1])).index_add_(0, inverse, scores)
-    counts = torch.bincount(inverse, minlength=len(video_ids)).to(scores.dtype).unsqueeze(1)
-    video_labels = labels.new_zeros((len(video_ids), *labels.shape[1:]))
-    video_labels[inverse] = labels
-    differs = (video_labels[inverse] != labels).reshape(labels.shape[0], -1).any(dim=1)
-    if bool(differs.any()):
-        bad = sorted({int(v) for v in index[differs].tolist()})[:10]
-        raise ValueError(f"multi-view test: clips of video(s) {bad} carry different labels")
-    return video_ids, sums / counts, video_labels
 

@@ -175,120 +175,95 @@ TEMPORAL_POOL: dict[str, Any] = {"min_frames": 2}
 
 
 _spec = partial(ModelSpec, assemble=assemble_pytorchvideo)
+# Clip requirements shared by several published models.
+_8X8: dict[str, Any] = {"num_frames": 8, "crop_size": 224, "sampling_rate": 8}
+_SLOWFAST_8X8: dict[str, Any] = {"min_frames": 4, "frame_divisor": 4, "slowfast_alpha": 4, "num_frames": 32,
+                                 "crop_size": 224, "sampling_rate": 2}
+
+
+def _published(
+    name: str, family: str, builder: Any, description: str, urls: Mapping[str, str], kwargs: dict[str, Any],
+    **requirements: Any,
+) -> ModelSpec:
+    """A model with published Kinetics-400 weights: ``urls[name]`` (pytorchvideo's hub) is its checkpoint."""
+    return _spec(name, family, builder, kwargs, ModelRequirements(name, **requirements, **_hub(urls, name)),
+                 description=description)
+
+
+def _x3d(name: str, description: str, num_frames: int, crop_size: int, sampling_rate: int, **kwargs: Any) -> ModelSpec:
+    """A published X3D: its builder takes the clip length and crop it was trained at."""
+    return _published(
+        name, "x3d", create_x3d, description, _x3d_urls,
+        {"input_clip_length": num_frames, "input_crop_size": crop_size, **kwargs},
+        num_frames=num_frames, crop_size=crop_size, sampling_rate=sampling_rate,
+    )
+
+
+def _tiny(
+    name: str,
+    family: str,
+    builder: Any,
+    what: str,
+    kwargs: dict[str, Any],
+    stage_depths: tuple[int, ...] | None = _TINY_DEPTHS,
+    **requirements: Any,
+) -> ModelSpec:
+    """A tiny variant for CPU tests and demos: 8x4 clips of 64 pixels unless ``requirements`` say
+    otherwise, no published weights (checkpoint ``<NAME>.pyth``), one block per stage by default."""
+    requirements = {"num_frames": 8, "crop_size": 64, "sampling_rate": 4, "checkpoint_name": f"{name.upper()}.pyth",
+                    **requirements}
+    return _spec(name, family, builder, kwargs, ModelRequirements(name, **requirements), stage_depths=stage_depths,
+                 description=f"tiny {what} for CPU tests and demos")
 
 
 def _specs() -> list[ModelSpec]:
     return [
-        _spec(
-            "slowfast_r50", "slowfast", create_slowfast, {"model_depth": 50, "slowfast_fusion_conv_kernel_size": (7, 1, 1)},
-            ModelRequirements("slowfast_r50", min_frames=4, frame_divisor=4, slowfast_alpha=4, num_frames=32,
-                              crop_size=224, sampling_rate=2, **_hub(_slowfast_urls, "slowfast_r50")),
-            description="SlowFast R50 8x8 (K400 76.4 top-1)",
+        _published(
+            "slowfast_r50", "slowfast", create_slowfast, "SlowFast R50 8x8 (K400 76.4 top-1)", _slowfast_urls,
+            {"model_depth": 50, "slowfast_fusion_conv_kernel_size": (7, 1, 1)}, **_SLOWFAST_8X8,
         ),
-        _spec(
-            "slowfast_r101", "slowfast", create_slowfast, _SLOWFAST_R101,
-            ModelRequirements("slowfast_r101", min_frames=4, frame_divisor=4, slowfast_alpha=4, num_frames=32,
-                              crop_size=224, sampling_rate=2, **_hub(_slowfast_urls, "slowfast_r101")),
-            description="SlowFast R101 8x8 (K400 77.9 top-1)",
+        _published(
+            "slowfast_r101", "slowfast", create_slowfast, "SlowFast R101 8x8 (K400 77.9 top-1)", _slowfast_urls,
+            _SLOWFAST_R101, **_SLOWFAST_8X8,
         ),
-        _spec(
-            "slow_r50", "resnet", create_resnet, _SLOW,
-            ModelRequirements("slow_r50", num_frames=8, crop_size=224, sampling_rate=8, **_hub(_resnet_urls, "slow_r50")),
-            description="Slow R50 8x8 (K400 74.6 top-1)",
+        _published("slow_r50", "resnet", create_resnet, "Slow R50 8x8 (K400 74.6 top-1)", _resnet_urls, _SLOW, **_8X8),
+        _published(
+            "i3d_r50", "resnet", create_resnet, "I3D R50 8x8 (K400 73.3 top-1)", _resnet_urls, I3D_KWARGS,
+            **_8X8, **TEMPORAL_POOL,
         ),
-        _spec(
-            "i3d_r50", "resnet", create_resnet, I3D_KWARGS,
-            ModelRequirements("i3d_r50", num_frames=8, crop_size=224, sampling_rate=8, **TEMPORAL_POOL,
-                              **_hub(_resnet_urls, "i3d_r50")),
-            description="I3D R50 8x8 (K400 73.3 top-1)",
+        _published(
+            "c2d_r50", "resnet", create_resnet, "C2D R50 8x8 (K400 71.5 top-1)", _resnet_urls, _C2D, **_8X8, **TEMPORAL_POOL
         ),
-        _spec(
-            "c2d_r50", "resnet", create_resnet, _C2D,
-            ModelRequirements("c2d_r50", num_frames=8, crop_size=224, sampling_rate=8, **TEMPORAL_POOL,
-                              **_hub(_resnet_urls, "c2d_r50")),
-            description="C2D R50 8x8 (K400 71.5 top-1)",
+        _x3d("x3d_xs", "X3D-XS (K400 69.1 top-1)", num_frames=4, crop_size=160, sampling_rate=12),
+        _x3d("x3d_s", "X3D-S (K400 73.3 top-1)", num_frames=13, crop_size=160, sampling_rate=6),
+        _x3d("x3d_m", "X3D-M (K400 75.9 top-1)", num_frames=16, crop_size=224, sampling_rate=5),
+        _x3d("x3d_l", "X3D-L (K400 77.4 top-1)", num_frames=16, crop_size=312, sampling_rate=5, depth_factor=5.0),
+        _published(
+            "r2plus1d_r50", "r2plus1d", create_r2plus1d, "R(2+1)D R50 16x4 (K400 76.0 top-1)", _r2plus1d_urls, _R2PLUS1D,
+            num_frames=16, crop_size=224, sampling_rate=4,
         ),
-        _spec(
-            "x3d_xs", "x3d", create_x3d, {"input_clip_length": 4, "input_crop_size": 160},
-            ModelRequirements("x3d_xs", num_frames=4, crop_size=160, sampling_rate=12, **_hub(_x3d_urls, "x3d_xs")),
-            description="X3D-XS (K400 69.1 top-1)",
-        ),
-        _spec(
-            "x3d_s", "x3d", create_x3d, {"input_clip_length": 13, "input_crop_size": 160},
-            ModelRequirements("x3d_s", num_frames=13, crop_size=160, sampling_rate=6, **_hub(_x3d_urls, "x3d_s")),
-            description="X3D-S (K400 73.3 top-1)",
-        ),
-        _spec(
-            "x3d_m", "x3d", create_x3d, {"input_clip_length": 16, "input_crop_size": 224},
-            ModelRequirements("x3d_m", num_frames=16, crop_size=224, sampling_rate=5, **_hub(_x3d_urls, "x3d_m")),
-            description="X3D-M (K400 75.9 top-1)",
-        ),
-        _spec(
-            "x3d_l", "x3d", create_x3d, {"input_clip_length": 16, "input_crop_size": 312, "depth_factor": 5.0},
-            ModelRequirements("x3d_l", num_frames=16, crop_size=312, sampling_rate=5, **_hub(_x3d_urls, "x3d_l")),
-            description="X3D-L (K400 77.4 top-1)",
-        ),
-        _spec(
-            "r2plus1d_r50", "r2plus1d", create_r2plus1d, _R2PLUS1D,
-            ModelRequirements("r2plus1d_r50", num_frames=16, crop_size=224, sampling_rate=4,
-                              **_hub(_r2plus1d_urls, "r2plus1d_r50")),
-            description="R(2+1)D R50 16x4 (K400 76.0 top-1)",
-        ),
-        _spec(
-            "csn_r101", "csn", create_csn, _CSN,
-            ModelRequirements("csn_r101", num_frames=32, crop_size=224, sampling_rate=2, **_hub(_csn_urls, "csn_r101")),
-            description="ir-CSN R101 32x2 (K400 77.0 top-1)",
+        _published(
+            "csn_r101", "csn", create_csn, "ir-CSN R101 32x2 (K400 77.0 top-1)", _csn_urls, _CSN,
+            num_frames=32, crop_size=224, sampling_rate=2,
         ),
         # ---- tiny variants: same builders, narrow stems, one block per stage --------------------
-        _spec(
-            "slowfast_tiny", "slowfast", create_slowfast,
+        _tiny(
+            "slowfast_tiny", "slowfast", create_slowfast, "SlowFast (alpha 4, beta 1/4)",
             {"model_depth": 50, "stem_dim_outs": (8, 2), "slowfast_channel_reduction_ratio": (4,), "dropout_rate": 0.0},
-            ModelRequirements("slowfast_tiny", min_frames=4, frame_divisor=4, slowfast_alpha=4, num_frames=16,
-                              crop_size=64, sampling_rate=2, checkpoint_name="SLOWFAST_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny SlowFast (alpha 4, beta 1/4) for CPU tests and demos",
+            min_frames=4, frame_divisor=4, slowfast_alpha=4, num_frames=16, sampling_rate=2,
         ),
-        _spec(
-            "slow_tiny", "resnet", create_resnet, {**_SLOW, **TINY_RESNET_KWARGS},
-            ModelRequirements("slow_tiny", num_frames=8, crop_size=64, sampling_rate=4, checkpoint_name="SLOW_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny Slow-only ResNet for CPU tests and demos",
-        ),
-        _spec(
-            "i3d_tiny", "resnet", create_resnet, {**I3D_KWARGS, **TINY_RESNET_KWARGS},
-            ModelRequirements("i3d_tiny", num_frames=8, crop_size=64, sampling_rate=4, **TEMPORAL_POOL,
-                              checkpoint_name="I3D_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny I3D ResNet for CPU tests and demos",
-        ),
-        _spec(
-            "c2d_tiny", "resnet", create_resnet, {**_C2D, **TINY_RESNET_KWARGS},
-            ModelRequirements("c2d_tiny", num_frames=8, crop_size=64, sampling_rate=4, **TEMPORAL_POOL,
-                              checkpoint_name="C2D_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny C2D ResNet for CPU tests and demos",
-        ),
-        _spec(
-            "x3d_tiny", "x3d", create_x3d,
+        _tiny("slow_tiny", "resnet", create_resnet, "Slow-only ResNet", {**_SLOW, **TINY_RESNET_KWARGS}),
+        _tiny("i3d_tiny", "resnet", create_resnet, "I3D ResNet", {**I3D_KWARGS, **TINY_RESNET_KWARGS}, **TEMPORAL_POOL),
+        _tiny("c2d_tiny", "resnet", create_resnet, "C2D ResNet", {**_C2D, **TINY_RESNET_KWARGS}, **TEMPORAL_POOL),
+        _tiny(
+            "x3d_tiny", "x3d", create_x3d, "X3D",
             # depth_factor 0.2 rounds every X3D stage up to one block; a 128-wide head instead of 2048.
             {"input_clip_length": 8, "input_crop_size": 64, "depth_factor": 0.2, "width_factor": 1.0,
              "head_dim_out": 128, "dropout_rate": 0.0},
-            ModelRequirements("x3d_tiny", num_frames=8, crop_size=64, sampling_rate=4, checkpoint_name="X3D_TINY.pyth"),
-            description="tiny X3D for CPU tests and demos",
+            stage_depths=None,
         ),
-        _spec(
-            "r2plus1d_tiny", "r2plus1d", create_r2plus1d, {**TINY_RESNET_KWARGS},
-            ModelRequirements("r2plus1d_tiny", num_frames=8, crop_size=64, sampling_rate=4,
-                              checkpoint_name="R2PLUS1D_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny R(2+1)D for CPU tests and demos",
-        ),
-        _spec(
-            "csn_tiny", "csn", create_csn, {"model_depth": 50, "stem_pool": nn.MaxPool3d, **TINY_RESNET_KWARGS},
-            ModelRequirements("csn_tiny", num_frames=8, crop_size=64, sampling_rate=4, checkpoint_name="CSN_TINY.pyth"),
-            stage_depths=_TINY_DEPTHS,
-            description="tiny ir-CSN for CPU tests and demos",
-        ),
+        _tiny("r2plus1d_tiny", "r2plus1d", create_r2plus1d, "R(2+1)D", {**TINY_RESNET_KWARGS}),
+        _tiny("csn_tiny", "csn", create_csn, "ir-CSN", {"model_depth": 50, "stem_pool": nn.MaxPool3d, **TINY_RESNET_KWARGS}),
     ]
 
 

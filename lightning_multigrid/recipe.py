@@ -1,0 +1,194 @@
+"""The schedule's plain records: the baseline recipe it is derived from, and what it answers with.
+
+:class:`BaseRecipe` is the input of :class:`~lightning_multigrid.schedule.MultigridSchedule`,
+validated on construction (every bad value raises ``ValueError`` naming the field);
+:class:`Stage`, :class:`ShortCycleSlot` and :class:`BatchNormPlan` are its answers. Pure Python:
+no torch import (all of these are re-exported by :mod:`lightning_multigrid.schedule`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "DEFAULT_LONG_CYCLE_FACTORS",
+    "DEFAULT_SHORT_CYCLE_FACTORS",
+    "MIN_CROP_SIZE",
+    "BaseRecipe",
+    "Stage",
+    "ShortCycleSlot",
+    "BatchNormPlan",
+]
+
+SQRT2 = math.sqrt(2.0)
+#: (temporal factor, spatial factor) per long-cycle grid, coarse to fine.
+DEFAULT_LONG_CYCLE_FACTORS: tuple[tuple[float, float], ...] = (
+    (0.25, 1 / SQRT2),
+    (0.5, 1 / SQRT2),
+    (0.5, 1.0),
+    (1.0, 1.0),
+)
+#: Spatial factors (relative to the base crop S0) of the first two short-cycle slots.
+DEFAULT_SHORT_CYCLE_FACTORS: tuple[float, float] = (0.5, 1 / SQRT2)
+MIN_CROP_SIZE = 32
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """The baseline training recipe that multigrid is derived from.
+
+    Args:
+        steps: LR milestones of the baseline in epochs, starting with 0 (e.g. ``[0, 94, 154, 196]``).
+        max_epochs: baseline epochs; must exceed the last milestone.
+        num_frames: ``T0``, frames per clip.
+        crop_size: ``S0``, square crop side.
+        batch_size: ``B0``, *global* clips per iteration (all devices together).
+        sampling_rate: ``r0``, the baseline's temporal stride between sampled frames.
+        jitter_scales: baseline random short-side rescale range ``(min, max)``; defaults to
+            ``(round(S0 * 8/7), round(S0 * 10/7))``, i.e. (256, 320) for S0=224.
+        gamma: LR decay per baseline step.
+        epoch_factor: multigrid trains ``epoch_factor`` times the baseline's epochs.
+        long_cycle: use the long cycle (shape changes between epochs).
+        short_cycle: use the short cycle (three spatial sizes rotating within an epoch).
+        long_cycle_factors: ``(T factor, S factor)`` per long-cycle grid, each in (0, 1].
+        short_cycle_factors: the two short-cycle spatial factors relative to S0, each in (0, 1].
+        bn_base_size: clips per BatchNorm statistics group.
+        eval_freq: evaluations/checkpoints per long-cycle stage.
+    """
+
+    steps: Sequence[int]
+    max_epochs: int
+    num_frames: int
+    crop_size: int
+    batch_size: int
+    sampling_rate: int = 1
+    jitter_scales: tuple[int, int] | None = None
+    gamma: float = 0.1
+    epoch_factor: float = 1.5
+    long_cycle: bool = True
+    short_cycle: bool = True
+    long_cycle_factors: Sequence[tuple[float, float]] = DEFAULT_LONG_CYCLE_FACTORS
+    short_cycle_factors: Sequence[float] = DEFAULT_SHORT_CYCLE_FACTORS
+    bn_base_size: int = 8
+    eval_freq: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
+        object.__setattr__(
+            self, "long_cycle_factors", tuple((float(t), float(s)) for t, s in self.long_cycle_factors)
+        )
+        object.__setattr__(self, "short_cycle_factors", tuple(float(f) for f in self.short_cycle_factors))
+        if self.jitter_scales is None:
+            object.__setattr__(
+                self, "jitter_scales", (round(self.crop_size * 8 / 7), round(self.crop_size * 10 / 7))
+            )
+        else:
+            object.__setattr__(self, "jitter_scales", tuple(int(j) for j in self.jitter_scales))
+        self._validate()
+
+    def _validate(self) -> None:
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"{name}: {why}")
+
+        steps = self.steps
+        if not steps or steps[0] != 0:
+            raise bad("steps", f"must be a list of epochs starting with 0, got {list(steps)}")
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            raise bad("steps", f"must be strictly increasing, got {list(steps)}")
+        if self.max_epochs <= steps[-1]:
+            raise bad("max_epochs", f"must exceed the last step {steps[-1]}, got {self.max_epochs}")
+        if self.long_cycle and len(steps) < 2:
+            # The long cycle splits the LR stages before the last milestone among its grids; with a
+            # single milestone there are none (the reference divides by zero here).
+            raise bad(
+                "steps",
+                f"the long cycle needs at least two milestones (an LR stage before the final one), got "
+                f"{list(steps)}; add one, e.g. [0, {max(1, self.max_epochs * 2 // 3)}], or turn the long cycle off",
+            )
+        for name in ("num_frames", "crop_size", "batch_size", "sampling_rate", "bn_base_size", "eval_freq"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(name, f"must be a positive integer, got {value!r}")
+        if self.crop_size < MIN_CROP_SIZE:
+            raise bad("crop_size", f"must be at least {MIN_CROP_SIZE}, got {self.crop_size}")
+        if not 0 < self.gamma <= 1:
+            raise bad("gamma", f"must be in (0, 1], got {self.gamma}")
+        if not self.epoch_factor > 0:
+            raise bad("epoch_factor", f"must be positive, got {self.epoch_factor}")
+        jmin, jmax = self.jitter_scales  # type: ignore[misc]
+        if not self.crop_size <= jmin <= jmax:
+            raise bad("jitter_scales", f"must satisfy crop_size <= min <= max, got {(jmin, jmax)}")
+        if self.long_cycle:
+            if not self.long_cycle_factors:
+                raise bad("long_cycle_factors", "must not be empty when the long cycle is on")
+            for tf, sf in self.long_cycle_factors:
+                if not (0 < tf <= 1 and 0 < sf <= 1):
+                    raise bad("long_cycle_factors", f"each factor must be in (0, 1], got {(tf, sf)}")
+                if round(self.num_frames * tf) < 1:
+                    raise bad(
+                        "long_cycle_factors",
+                        f"T factor {tf} rounds num_frames={self.num_frames} to 0 frames",
+                    )
+                if round(self.crop_size * sf) < MIN_CROP_SIZE:
+                    raise bad(
+                        "long_cycle_factors",
+                        f"S factor {sf} gives crop {round(self.crop_size * sf)} < {MIN_CROP_SIZE}",
+                    )
+        if self.short_cycle:
+            if len(self.short_cycle_factors) != 2:
+                raise bad("short_cycle_factors", f"needs exactly two factors, got {list(self.short_cycle_factors)}")
+            for f in self.short_cycle_factors:
+                if not 0 < f <= 1:
+                    raise bad("short_cycle_factors", f"each factor must be in (0, 1], got {f}")
+                if round(self.crop_size * f) < MIN_CROP_SIZE:
+                    raise bad(
+                        "short_cycle_factors",
+                        f"factor {f} gives crop {round(self.crop_size * f)} < {MIN_CROP_SIZE}",
+                    )
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A run of epochs ``[start_epoch, end_epoch)`` at one long-cycle base shape.
+
+    ``lr_stage`` is the baseline LR stage it belongs to (``steps[k]..steps[k+1]`` is stage ``k``);
+    the fine-tuning phase has ``lr_stage == len(steps) - 1``, the number of long-cycle LR stages,
+    and ``is_finetune``.
+    """
+
+    lr_stage: int
+    batch_factor: int
+    num_frames: int
+    crop_size: int
+    start_epoch: int
+    end_epoch: int
+    is_finetune: bool = False
+
+    @property
+    def num_epochs(self) -> int:
+        return self.end_epoch - self.start_epoch
+
+
+@dataclass(frozen=True)
+class ShortCycleSlot:
+    """One short-cycle slot: a crop size and a batch multiplier of the per-device base batch."""
+
+    crop_size: int
+    batch_multiplier: int
+
+
+@dataclass(frozen=True)
+class BatchNormPlan:
+    """How BatchNorm statistics are grouped for one per-device batch.
+
+    ``mode`` is ``"split"`` (``num_splits`` groups on each device), ``"sync"`` (statistics shared
+    across ``sync_size`` devices) or ``"plain"``. ``reason`` says why a requested mode fell back.
+    """
+
+    mode: Literal["plain", "split", "sync"]
+    num_splits: int = 1
+    sync_size: int = 1
+    reason: str = ""
+
