@@ -202,7 +202,9 @@ class MultigridRun:
         return epoch < self.schedule.max_epochs and self.schedule.stage_index_at(epoch) != self.loader_stage
 
     def release(self) -> None:
-        """Drop the fit's loaders (and with them any persistent workers) and model; the schedule stays."""
+        """Stop the fit's loader workers, drop its loaders and model; the schedule stays."""
+        if self.loader is not None:
+            self.loader.close()
         self.loader = self.template = self.dataset = self.module = None
 
     def state(self) -> dict[str, Any]:

@@ -226,3 +226,18 @@ def test_precise_bn_batches_follow_the_budget():
     iterations = cb.schedule.iterations(96)
     per_call = int(0.5 * iterations / 8)
     assert per_call >= 2 and used == [per_call] * 8
+
+
+@pytest.mark.parametrize("limit", [None, 3], ids=["whole_epochs", "limit_train_batches"])
+def test_loader_workers_deliver_each_epochs_own_batches(limit):
+    """Workers load ahead across epoch ends (one stream for the fit); every epoch must still get
+    exactly the batches the in-process loader gives it, also when epochs are cut short."""
+    runs = {}
+    for workers in (0, 2):
+        pl.seed_everything(0)
+        # 96 clips: stage [3,5) has 4 batches an epoch, so a limit of 3 cuts epoch 3 and epoch 4
+        # (same stage, same loader) must not continue from epoch 3's undelivered batch.
+        module = ToyModule(dataset_size=96, num_workers=workers)
+        _trainer(_callback(), limit_train_batches=limit).fit(module)
+        runs[workers] = [(r["epoch"], r["batch_idx"], r["T"], r["S"], r["indices"]) for r in module.records]
+    assert len({r[0] for r in runs[0]}) == 8 and runs[2] == runs[0]

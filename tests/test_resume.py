@@ -36,9 +36,9 @@ class Crash(pl.Callback):
             raise SimulatedCrash(f"crash after step {trainer.global_step}")
 
 
-def _fit(tmp_path, name, precise_bn, extra=(), ckpt_path=None, every_n_train_steps=None):
+def _fit(tmp_path, name, precise_bn, extra=(), ckpt_path=None, every_n_train_steps=None, num_workers=0):
     pl.seed_everything(123)
-    module = ToyModule(lr=0.05, dataset_size=96, batch_size=2)
+    module = ToyModule(lr=0.05, dataset_size=96, batch_size=2, num_workers=num_workers)
     ckpt = pl.callbacks.ModelCheckpoint(
         dirpath=tmp_path / name, save_top_k=-1, every_n_train_steps=every_n_train_steps,
         filename="{epoch}-{step}", save_on_train_epoch_end=True,
@@ -99,15 +99,18 @@ def test_resume_after_the_last_batch_of_an_epoch(tmp_path, uninterrupted):
     _assert_same_tail(full, resumed, step)
 
 
-def test_resume_mid_epoch(tmp_path, uninterrupted):
+@pytest.mark.parametrize("num_workers", [0, 2], ids=["in_process", "workers"])
+def test_resume_mid_epoch(tmp_path, uninterrupted, num_workers):
+    """With workers, batches come from a stream that runs ahead into later epochs: the crashed run's
+    stream and the resumed run's new one must still give exactly the uninterrupted run's batches."""
     precise_bn, full, full_trainer = uninterrupted
     # Mid-epoch in a split-BN stage: after batch 1 of epoch 3 (stage [3,5), 8 clips per BN split group).
     position = next(i for i, r in enumerate(full.records) if r["epoch"] == 3 and r["batch_idx"] == 1)
     assert full.records[position]["splits"] == 8
     step = position + 1
-    _fit(tmp_path, "part", precise_bn, extra=[Crash(step)], every_n_train_steps=1)
+    _fit(tmp_path, "part", precise_bn, extra=[Crash(step)], every_n_train_steps=1, num_workers=num_workers)
     ckpt = next((tmp_path / "part").glob(f"epoch=3-step={step}.ckpt"))
-    resumed, trainer = _fit(tmp_path, "resumed", precise_bn, ckpt_path=ckpt)
+    resumed, trainer = _fit(tmp_path, "resumed", precise_bn, ckpt_path=ckpt, num_workers=num_workers)
     assert (resumed.records[0]["epoch"], resumed.records[0]["batch_idx"]) == (3, 2)
     _assert_same_tail(full, resumed, step)
     assert trainer.global_step == full_trainer.global_step
