@@ -36,7 +36,8 @@ from .decoders import (
     resized_size,
 )
 from .synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
-from .synthetic import is_synthetic_dataset, make_synthetic_dataset, make_synthetic_main
+from .synthetic import is_synthetic_dataset, make_synthetic_dataset
+from .synthetic_cli import make_synthetic_main
 from .transforms import (
     DEFAULT_MEAN,
     DEFAULT_STD,
