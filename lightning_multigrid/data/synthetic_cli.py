@@ -33,10 +33,11 @@ def make_synthetic_main(argv: list[str] | None = None) -> int:
         see_help=False,
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="directory to write")
-    parser.add_argument("--classes", type=int, default=4, help=f"number of classes, 1..{MAX_CLASSES} (default 4)")
+    # Each dest is make_synthetic_dataset's parameter (the metavar keeps the option's name in --help).
+    parser.add_argument("--classes", dest="num_classes", metavar="CLASSES", type=int, default=4, help=f"number of classes, 1..{MAX_CLASSES} (default 4)")
     parser.add_argument("--videos-per-class", type=int, default=20, help="videos per class, >= 3 (default 20)")
     parser.add_argument("--size", type=parse_size, default=(64, 48), help="WIDTHxHEIGHT, even (default 64x48)")
-    parser.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
+    parser.add_argument("--frames", dest="num_frames", metavar="FRAMES", type=int, default=32, help="frames per video (default 32)")
     parser.add_argument("--fps", type=int, default=15, help="frame rate (default 15)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--extra-test-per-class", type=int, default=0,
@@ -44,22 +45,12 @@ def make_synthetic_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="regenerate even if present")
     try:
         args = parser.parse_args(argv)
-        out = make_synthetic_dataset(
-            args.out_dir,
-            num_classes=args.classes,
-            videos_per_class=args.videos_per_class,
-            size=args.size,
-            num_frames=args.frames,
-            fps=args.fps,
-            seed=args.seed,
-            overwrite=args.overwrite,
-            extra_test_per_class=args.extra_test_per_class,
-        )
+        out = make_synthetic_dataset(**vars(args))
     except SystemExit as exc:  # --help (0), or bad arguments, already reported in one line (2)
         return int(exc.code or 0)
     except (ValueError, FileExistsError) as exc:
         sys.stderr.write(parser.error_line(str(exc)))
         return 2
-    total = args.classes * (args.videos_per_class + args.extra_test_per_class)
-    print(f"synthetic dataset: {total} videos, {args.classes} classes in {out}")
+    total = args.num_classes * (args.videos_per_class + args.extra_test_per_class)
+    print(f"synthetic dataset: {total} videos, {args.num_classes} classes in {out}")
     return 0
