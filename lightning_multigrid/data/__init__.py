@@ -1,6 +1,13 @@
 """Video data pipeline: decoders, clip datasets honouring ``(index, shape)`` keys, transforms,
 a synthetic dataset generator and a LightningDataModule.
 
+Modules: :mod:`.clip_dataset` (:class:`VideoClipDataset`, the base every format extends),
+:mod:`.datasets` (the annotation formats, :func:`build_dataset`, and the base names again),
+:mod:`.decoders` (the backends; their shared base and interface in :mod:`.decoder_base`),
+:mod:`.frames` (frame folders), :mod:`.transforms`, :mod:`.failures` (unreadable videos),
+:mod:`.synthetic` (the generator; its ``make-synthetic`` command in :mod:`.synthetic_cli`),
+:mod:`.prepare` (conversion to frame folders) and :mod:`.datamodule`.
+
 ``VideoDataModule`` is imported on first use, so that dataset-only users (and spawned loader
 workers) do not pay for importing Lightning.
 """
