@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, default_collate
 from lightning_multigrid.data import make_synthetic_dataset
 from lightning_multigrid.data.datasets import CsvVideoDataset
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
-from lightning_multigrid.data.synthetic import parse_size
+from lightning_multigrid.data.synthetic_cli import parse_size
 from lightning_multigrid.keys import ClipKey, ClipShape
 from lightning_multigrid.schedule import MultigridSchedule
 

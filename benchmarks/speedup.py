@@ -53,7 +53,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from lightning_multigrid.data.synthetic import parse_size
+from lightning_multigrid.data.synthetic_cli import parse_size
 from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
 

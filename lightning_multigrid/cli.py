@@ -17,17 +17,11 @@ import json
 import sys
 from collections.abc import Sequence
 
+from lightning_multigrid.cli_parser import OneLineErrorParser
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
 from lightning_multigrid.validation import validate_stages
 
 __all__ = ["main", "schedule_main"]
-
-
-class _OneLineErrorParser(argparse.ArgumentParser):
-    """Bad arguments give one line on stderr and exit code 2: no usage dump, no traceback."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _factor_pair(text: str) -> tuple[float, float]:
@@ -40,7 +34,7 @@ def _factor_pair(text: str) -> tuple[float, float]:
 
 
 def _schedule_parser() -> argparse.ArgumentParser:
-    p = _OneLineErrorParser(
+    p = OneLineErrorParser(
         prog="lightning-multigrid schedule",
         description="Show the multigrid schedule derived from a baseline recipe.",
     )
@@ -123,7 +117,7 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _make_synthetic_main(argv: Sequence[str]) -> int:
-    from lightning_multigrid.data.synthetic import make_synthetic_main
+    from lightning_multigrid.data.synthetic_cli import make_synthetic_main
 
     return make_synthetic_main(list(argv))
 
@@ -145,7 +139,7 @@ def recipes_main(argv: Sequence[str]) -> int:
     """``lightning-multigrid recipes [--copy DIR]``: the YAML recipes shipped inside the package."""
     from importlib.resources import files
 
-    parser = _OneLineErrorParser(prog="lightning-multigrid recipes", description=recipes_main.__doc__)
+    parser = OneLineErrorParser(prog="lightning-multigrid recipes", description=recipes_main.__doc__)
     parser.add_argument("--copy", metavar="DIR", default=None, help="write the recipes into DIR")
     args = parser.parse_args(list(argv))
     recipes = sorted((p for p in files("lightning_multigrid").joinpath("configs").iterdir() if p.name.endswith(".yaml")),

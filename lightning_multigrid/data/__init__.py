@@ -1,6 +1,13 @@
 """Video data pipeline: decoders, clip datasets honouring ``(index, shape)`` keys, transforms,
 a synthetic dataset generator and a LightningDataModule.
 
+Modules: :mod:`.clip_dataset` (:class:`VideoClipDataset`, the base every format extends),
+:mod:`.datasets` (the annotation formats, :func:`build_dataset`, and the base names again),
+:mod:`.decoders` (the backends; their shared base and interface in :mod:`.decoder_base`),
+:mod:`.frames` (frame folders), :mod:`.transforms`, :mod:`.failures` (unreadable videos),
+:mod:`.synthetic` (the generator; its ``make-synthetic`` command in :mod:`.synthetic_cli`),
+:mod:`.prepare` (conversion to frame folders) and :mod:`.datamodule`.
+
 ``VideoDataModule`` is imported on first use, so that dataset-only users (and spawned loader
 workers) do not pay for importing Lightning.
 """
@@ -36,7 +43,8 @@ from .decoders import (
     resized_size,
 )
 from .synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
-from .synthetic import is_synthetic_dataset, make_synthetic_dataset, make_synthetic_main
+from .synthetic import is_synthetic_dataset, make_synthetic_dataset
+from .synthetic_cli import make_synthetic_main
 from .transforms import (
     DEFAULT_MEAN,
     DEFAULT_STD,

@@ -1,25 +1,16 @@
-"""Map-style clip datasets that decode exactly the ``(index, shape)`` a multigrid sampler asks for.
-
-:class:`VideoClipDataset` does the work (sampling, decoding, augmentation, bad-file recovery) on a
-list of :class:`VideoRecord`; one subclass per annotation format only parses its files:
+"""The annotation formats: one :class:`~.clip_dataset.VideoClipDataset` subclass per format, which
+only parses its files into :class:`~.clip_dataset.VideoRecord` (the base class, in
+:mod:`.clip_dataset`, samples, decodes, augments and recovers from bad files):
 
 * :class:`CsvVideoDataset`: Kinetics-style ``path label`` / ``path,label`` lines.
 * :class:`FolderVideoDataset`: one subfolder per class (class id = rank of the sorted folder name).
 * :class:`SSv2Dataset`: Something-Something v2 JSON files, TSN-style segment sampling.
 * :class:`CharadesDataset`: Charades CSV with an ``actions`` column, multi-hot targets.
 
-Items are dicts: ``"video"`` (``uint8`` ``(C, T, S, S)``, finished into the model's float input on
-the training device by :func:`~.transforms.finish_clips`; with ``normalize=True`` the float
-``(C, T, S, S)``, or ``[slow, fast]`` for SlowFast), ``"label"``
-(``int64`` scalar, or a float multi-hot vector), ``"index"``; evaluation items add
-``"video_index"``, ``"view_index"`` and ``"failed"``.
-
-Unreadable videos (see :mod:`.failures`): in training, an item whose video cannot be decoded is
-replaced by another video at the same shape. In evaluation (``"val"``, ``"test"``) nothing is
-replaced, so a multi-view test never drops or duplicates a video: the item keeps its video and view
-numbers, carries ``"failed": True`` and a zero placeholder clip of the right shape, and the
-evaluation leaves it out and reports it. Every unreadable video is logged once per run and kept in
-:attr:`VideoClipDataset.skipped_videos`, shared by all loader workers.
+:data:`DATASET_FORMATS` names them, :func:`dataset_format` looks one up and :func:`build_dataset`
+builds one split. This module also exports the base names (:class:`VideoClipDataset`,
+:class:`VideoRecord`, :data:`Split`), so ``lightning_multigrid.data.datasets`` offers the whole
+dataset API.
 """
 
 from __future__ import annotations
@@ -30,18 +21,12 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from torch.utils.data import Dataset
-
-from ..keys import ClipShape, unpack_key
-from . import transforms as T
-from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
-from .failures import SkippedVideos
-from .frames import decoder_for, find_videos
+from ..keys import ClipShape
+from .clip_dataset import Split, VideoClipDataset, VideoRecord
+from .frames import find_videos
 from .list_file import parse_list_line
 
 __all__ = [
@@ -62,309 +47,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DatasetFormat = Literal["csv", "folder", "ssv2", "charades"]
-Split = Literal["train", "val", "test"]
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
-#: Replacement candidates are ``(index + k * _REPLACEMENT_STEP) % len``; a prime spreads them out.
-_REPLACEMENT_STEP = 7919
 #: How many missing paths a setup report lists.
 _REPORT_PATHS = 5
 
 
-@dataclass(frozen=True)
-class VideoRecord:
-    """One annotated video: its path and a class id (or a tuple of class ids for multi-label)."""
-
-    path: str
-    label: int | tuple[int, ...]
-
-
-class VideoClipDataset(Dataset):
-    """Clips from a list of videos, decoded at the shape each key asks for.
-
-    Args:
-        records: the videos and their labels.
-        base_shape: the shape used for a plain integer key (the baseline ``T0``, ``S0``,
-            ``(r0, r0)`` stride range and jitter range).
-        split: ``"train"`` samples randomly (stride from the shape's ``stride_range``, short side
-            from its ``jitter_range``, random crop and flip); ``"val"`` takes one centre view;
-            ``"test"`` yields ``test_num_clips * test_num_crops`` views per video, one per item.
-        decoder: backend name (see :func:`~.decoders.get_decoder`) or a decoder instance.
-        num_classes: size of the multi-hot target (required with ``multi_label``).
-        multi_label: labels are tuples of class ids; targets are float multi-hot vectors.
-        sampling: ``"stride"`` (clips of ``T`` frames at a stride) or ``"segment"`` (TSN: ``T``
-            segments over the whole video; the stride range is then unused).
-        slowfast_alpha: SlowFast's speed ratio: ``num_frames`` must be a multiple of it, and
-            :meth:`finish` (or ``normalize=True``) packs ``[slow, fast]`` (:func:`~.transforms.pack_pathways`).
-        test_num_clips: temporal views per video in test mode (evenly spaced).
-        test_num_crops: spatial views per video in test mode, 1 (centre) or 3 (along the long side).
-        mean, std: per-channel normalisation of frames scaled to [0, 1], applied by :meth:`finish`.
-        normalize: ``False`` (default): items hold the ``uint8`` clip, so loader workers only decode
-            and crop and move 4x fewer bytes; :class:`~.datamodule.VideoDataModule` finishes each
-            batch on the training device, and a loader of your own calls
-            ``dataset.finish(batch["video"].to(device))``. ``True``: items hold the finished float
-            clip (normalised, SlowFast pathways packed), computed in the worker.
-        random_flip: horizontal flip in training; ``None``: the format's default
-            (:attr:`default_random_flip`; off for direction-defined classes).
-        max_failure_rate: raise once more than this fraction of the dataset's videos turned out
-            unreadable during the run (counted per distinct video, over all loader workers and
-            epochs; see :mod:`.failures`).
-        min_failures: unreadable videos tolerated whatever the fraction (one bad file in a tiny
-            list must not stop a run).
-        max_retries: replacement videos tried after a failed load before giving up on the item.
-        decoder_threads: threads per decode call (1 inside loader workers).
-        cache_probes: remember each video's frame count and size per process (saves one file
-            open per clip after the first visit; turn off for a cold-read benchmark).
-        classes: optional class names, kept as :attr:`classes`.
-        source: names the annotation file in messages.
-        skipped_dir: directory where unreadable videos are recorded, shared by all loader workers
-            (``None``: a private temporary directory). Pass a run directory to keep the record.
-    """
-
-    accepts_clip_keys = True
-
-    #: Horizontal flip in training unless ``random_flip`` says otherwise (False where left/right
-    #: is part of the label, as in Something-Something).
-    default_random_flip: bool = True
-
-    def __init__(
-        self,
-        records: Sequence[VideoRecord],
-        base_shape: ClipShape,
-        split: Split = "train",
-        decoder: str | VideoDecoder = DEFAULT_DECODER,
-        num_classes: int | None = None,
-        multi_label: bool = False,
-        sampling: Literal["stride", "segment"] = "stride",
-        slowfast_alpha: int | None = None,
-        test_num_clips: int = 1,
-        test_num_crops: int = 1,
-        mean: Sequence[float] = T.DEFAULT_MEAN,
-        std: Sequence[float] = T.DEFAULT_STD,
-        normalize: bool = False,
-        random_flip: bool | None = None,
-        max_failure_rate: float = 0.1,
-        min_failures: int = 3,
-        max_retries: int = 5,
-        decoder_threads: int = 1,
-        cache_probes: bool = True,
-        classes: Sequence[str] | None = None,
-        source: str = "",
-        skipped_dir: str | os.PathLike | None = None,
-    ) -> None:
-        self.source = source or type(self).__name__
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"{self.source}: split must be 'train', 'val' or 'test', got {split!r}")
-        if sampling not in ("stride", "segment"):
-            raise ValueError(f"{self.source}: sampling must be 'stride' or 'segment', got {sampling!r}")
-        if not isinstance(base_shape, ClipShape):
-            raise TypeError(f"{self.source}: base_shape must be a ClipShape, got {type(base_shape).__name__}")
-        if test_num_clips < 1:
-            raise ValueError(f"{self.source}: test_num_clips must be >= 1, got {test_num_clips}")
-        if test_num_crops not in (1, 3):
-            raise ValueError(f"{self.source}: test_num_crops must be 1 or 3, got {test_num_crops}")
-        if not 0.0 <= max_failure_rate <= 1.0:
-            raise ValueError(f"{self.source}: max_failure_rate must be in [0, 1], got {max_failure_rate}")
-        if slowfast_alpha is not None and slowfast_alpha < 1:
-            raise ValueError(f"{self.source}: slowfast_alpha must be a positive int, got {slowfast_alpha}")
-        if len(mean) != 3 or len(std) != 3:
-            raise ValueError(f"{self.source}: mean and std need 3 values (RGB), got {mean}, {std}")
-        if not records:
-            raise ValueError(f"{self.source}: no videos")
-        if multi_label and num_classes is None:
-            raise ValueError(f"{self.source}: multi-label targets need num_classes")
-        self.records = list(records)
-        self.split: Split = split
-        self.slowfast_alpha = slowfast_alpha
-        self.base_shape = base_shape
-        self._check_shape(base_shape)
-        self.decoder: VideoDecoder = (
-            get_decoder(decoder, num_threads=decoder_threads) if isinstance(decoder, str) else decoder
-        )
-        self.multi_label = multi_label
-        self.num_classes = num_classes if num_classes is not None else self._infer_num_classes()
-        self._check_labels()
-        self.sampling = sampling
-        self.test_num_clips = test_num_clips if split == "test" else 1
-        self.test_num_crops = test_num_crops if split == "test" else 1
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self.normalize = normalize
-        self.random_flip = self.default_random_flip if random_flip is None else random_flip
-        self.max_failure_rate = max_failure_rate
-        self.min_failures = min_failures
-        #: Unreadable videos of this run, shared by all processes (see :mod:`.failures`).
-        self.skipped_videos = SkippedVideos(skipped_dir)
-        self.max_retries = max_retries
-        self.classes = list(classes) if classes is not None else None
-        self.cache_probes = cache_probes
-        # Per-process state (each loader worker has its own copy).
-        self._info_cache: dict[str, VideoInfo] = {}
-
-    # ----------------------------------------------------------------------------------------
-    @property
-    def num_videos(self) -> int:
-        return len(self.records)
-
-    @property
-    def num_views(self) -> int:
-        """Items per video: ``test_num_clips * test_num_crops`` in test mode, else 1."""
-        return self.test_num_clips * self.test_num_crops
-
-    @property
-    def is_train(self) -> bool:
-        return self.split == "train"
-
-    def __len__(self) -> int:
-        return self.num_videos * self.num_views
-
-    def __getitem__(self, key: Any) -> dict[str, Any]:
-        index, shape = unpack_key(key, self.base_shape)
-        self._check_shape(shape)
-        size = len(self)
-        if not -size <= index < size:
-            raise IndexError(f"{self.source}: index {index} out of range for {size} items")
-        video_index, view = divmod(index % size, self.num_views)
-        if not self.is_train:
-            return self._evaluation_item(video_index, view, shape)
-        last_reason = ""
-        for attempt in range(self.max_retries + 1):
-            # Replacements keep the view and the shape, so the batch stays uniform.
-            candidate = (video_index + attempt * _REPLACEMENT_STEP) % self.num_videos
-            record = self.records[candidate]
-            try:
-                video = self._load(record, view, shape)
-            except Exception as exc:  # noqa: BLE001 - any decode problem must not kill a worker
-                last_reason = self._report_failure(record.path, exc)
-                continue
-            return {"video": video, "label": self._target(record), "index": candidate * self.num_views + view}
-        raise RuntimeError(
-            f"{self.source}: item {index} and {self.max_retries} replacement videos all failed to "
-            f"load; last error: {last_reason}"
-        )
-
-    def _evaluation_item(self, video_index: int, view: int, shape: ClipShape) -> dict[str, Any]:
-        """The view itself, or a placeholder marked ``"failed"``: evaluation never swaps videos."""
-        record = self.records[video_index]
-        failed = False
-        try:
-            video = self._load(record, view, shape)
-        except Exception as exc:  # noqa: BLE001 - reported, and the item says so
-            self._report_failure(record.path, exc)
-            failed = True
-            video = self._placeholder(shape)
-        return {
-            "video": video,
-            "label": self._target(record),
-            "index": video_index * self.num_views + view,
-            "video_index": video_index,
-            "view_index": view,
-            "failed": failed,
-        }
-
-    def _placeholder(self, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
-        """A zero clip of the shape a decoded view would have (it keeps the batch collatable)."""
-        video = torch.zeros(3, shape.num_frames, shape.crop_size, shape.crop_size, dtype=torch.uint8)
-        return self.finish(video) if self.normalize else video
-
-    def finish(self, video: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        """The model's input from this dataset's ``uint8`` clips ``(C, T, H, W)`` or a batch of them:
-        normalised with :attr:`mean` and :attr:`std`, packed into ``[slow, fast]`` with
-        ``slowfast_alpha`` (see :func:`~.transforms.finish_clips`). Call it on the training device."""
-        return T.finish_clips(video, self.mean, self.std, self.slowfast_alpha)
-
-    # ----------------------------------------------------------------------------------------
-    def _check_shape(self, shape: ClipShape) -> None:
-        alpha = self.slowfast_alpha
-        if alpha and shape.num_frames % alpha:
-            raise ValueError(
-                f"{self.source}: SlowFast needs num_frames divisible by slowfast_alpha={alpha}; "
-                f"shape {shape} has T={shape.num_frames}"
-            )
-
-    def _infer_num_classes(self) -> int:
-        labels = [r.label for r in self.records]
-        flat = [c for lab in labels for c in (lab if isinstance(lab, tuple) else (lab,))]
-        return max(flat, default=-1) + 1
-
-    def _check_labels(self) -> None:
-        for record in self.records:
-            ids = record.label if isinstance(record.label, tuple) else (record.label,)
-            if any(not 0 <= c < self.num_classes for c in ids):
-                raise ValueError(
-                    f"{self.source}: label {record.label} of {record.path} outside [0, {self.num_classes})"
-                )
-
-    def _target(self, record: VideoRecord) -> torch.Tensor:
-        if self.multi_label:
-            target = torch.zeros(self.num_classes, dtype=torch.float32)
-            ids = record.label if isinstance(record.label, tuple) else (record.label,)
-            if ids:
-                target[list(ids)] = 1.0
-            return target
-        return torch.tensor(record.label, dtype=torch.int64)
-
-    def probe(self, path: str) -> VideoInfo:
-        """The decoder's :class:`~.decoders.VideoInfo` for ``path``, cached per process."""
-        info = self._info_cache.get(path)
-        if info is None:
-            info = decoder_for(path, self.decoder).probe(path)
-            if info.num_frames < 1:
-                raise ValueError(f"{path}: video has no frames")
-            if self.cache_probes:
-                self._info_cache[path] = info
-        return info
-
-    def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
-        # A directory is a frame folder (see .frames), read by the frame reader.
-        decoder = decoder_for(record.path, self.decoder)
-        if not os.path.exists(record.path):
-            raise FileNotFoundError(f"{record.path}: no such file")
-        if os.path.isfile(record.path) and os.path.getsize(record.path) == 0:
-            raise ValueError(f"{record.path}: empty file")
-        info = self.probe(record.path)
-        n, num_frames, crop = info.num_frames, shape.num_frames, shape.crop_size
-        if self.is_train:
-            if self.sampling == "segment":
-                indices = T.segment_indices(n, num_frames, train=True)
-            else:
-                indices, _ = T.random_clip_indices(n, num_frames, shape.stride_range)
-            short_side = T.random_short_side(shape.jitter_range or (crop, crop))
-            frames = decoder.decode(record.path, indices, short_side=short_side, info=info)
-            frames = T.random_crop(frames, crop)
-            if self.random_flip:
-                frames = T.random_horizontal_flip(frames)
-        else:
-            clip, crop_index = divmod(view, self.test_num_crops)
-            if self.sampling == "segment":
-                indices = T.segment_indices(n, num_frames, False, clip, self.test_num_clips)
-            else:
-                indices = T.uniform_clip_indices(n, num_frames, shape.stride_range[0], clip, self.test_num_clips)
-            frames = decoder.decode(record.path, indices, short_side=crop, info=info)
-            frames = T.spatial_crop(frames, crop, crop_index, self.test_num_crops)
-        if frames.shape[0] != num_frames:
-            raise ValueError(f"{record.path}: decoder returned {frames.shape[0]} of {num_frames} frames")
-        video = frames.permute(1, 0, 2, 3)  # (C, T, H, W), still uint8
-        return self.finish(video) if self.normalize else video
-
-    def _report_failure(self, path: str, exc: Exception) -> str:
-        """Record an unreadable video (logged once per run), apply the failure-rate rule.
-
-        Returns ``"path: reason"`` for messages.
-        """
-        # Decoder messages start with the path, which the report names anyway.
-        reason = str(exc).removeprefix(f"{path}: ") or type(exc).__name__
-        if self.skipped_videos.add(path, reason):
-            instead = "using another video" if self.is_train else "left out of the evaluation and reported"
-            logger.warning("%s: unreadable video %s (%s); %s", self.source, path, reason, instead)
-        self.skipped_videos.check(
-            self.num_videos, self.max_failure_rate, self.min_failures, self.source, f"{path} ({reason})"
-        )
-        return f"{path}: {reason}"
-
-
-# --------------------------------------------------------------------------------------------
-# Annotation formats
-# --------------------------------------------------------------------------------------------
 def _resolve(root: Path, path: str | os.PathLike) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else root / path

@@ -1,4 +1,6 @@
-"""The interface shared by the decoding backends: what a probe reports, sizes, index checks.
+"""The interface shared by the decoding backends: what a probe reports, sizes, index checks, and
+:class:`BaseVideoDecoder`, which each backend (and the frame-folder reader of :mod:`.frames`)
+extends with its own ``_decode``.
 
 See :mod:`.decoders` for the backends and :mod:`.frame_index` for what "frame i" means.
 """
@@ -18,6 +20,7 @@ from .decode_errors import VideoDecodeError
 from .frame_index import FrameIndex, build_frame_index
 
 __all__ = [
+    "BaseVideoDecoder",
     "VideoDecoder",
     "VideoInfo",
     "check_indices",
@@ -120,6 +123,35 @@ class VideoDecoder(Protocol):
             info: the file's :class:`VideoInfo` if the caller already has it (saves a probe).
         """
         ...
+
+
+class BaseVideoDecoder:
+    """What every backend shares (a template for :class:`VideoDecoder`): :meth:`probe` indexes the
+    file (:func:`probe_video`), and :meth:`decode` resolves the path and the file's
+    :class:`VideoInfo`, checks the indices, then calls the backend's :meth:`_decode`.
+    """
+
+    name: str
+    decode_time_resize: bool
+
+    def probe(self, path: str | os.PathLike) -> VideoInfo:
+        """Frame count, size and frame rate of ``path``; raises :class:`VideoDecodeError`."""
+        return probe_video(path)
+
+    def decode(self, path: str | os.PathLike, frame_indices: Sequence[int], short_side: int | None = None,
+               info: VideoInfo | None = None) -> torch.Tensor:
+        """:meth:`VideoDecoder.decode` (the interface, documented there)."""
+        path = os.fspath(path)
+        info = self._info(path, info)
+        return self._decode(path, check_indices(path, frame_indices, info.num_frames), short_side, info)
+
+    def _info(self, path: str, info: VideoInfo | None) -> VideoInfo:
+        """The caller's ``info`` if this backend can use it, else a fresh probe."""
+        return indexed_info(path, info)
+
+    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo) -> torch.Tensor:
+        """Decode the checked ``indices`` of ``path`` as ``uint8`` ``(T, C, H, W)``."""
+        raise NotImplementedError
 
 
 def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:

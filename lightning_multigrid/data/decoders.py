@@ -31,19 +31,17 @@ Decoders hold no open files or native handles, so they pickle to loader workers 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
 from .decode_errors import DecoderUnavailableError, VideoDecodeError
 from .decode_errors import reason as _reason
 from .decoder_base import (
+    BaseVideoDecoder,
     VideoDecoder,
     VideoInfo,
-    check_indices,
     frames_are_indexed,
-    indexed_info,
     log_fallback,
     probe_video,
     resize_tensor,
@@ -71,11 +69,10 @@ __all__ = [
 DEFAULT_DECODER = "decord"
 
 
-
 # --------------------------------------------------------------------------------------------
 # decord
 # --------------------------------------------------------------------------------------------
-class DecordDecoder:
+class DecordDecoder(BaseVideoDecoder):
     """decord backend (the default), used only where it numbers frames as the index does.
 
     Args:
@@ -94,20 +91,8 @@ class DecordDecoder:
         self._fallback = PyAVDecoder(num_threads, decode_time_resize)
         _import_decord()  # fail at construction, not in the first worker
 
-    def probe(self, path: str | os.PathLike) -> VideoInfo:
-        return probe_video(path)
-
-    def decode(
-        self,
-        path: str | os.PathLike,
-        frame_indices: Sequence[int],
-        short_side: int | None = None,
-        info: VideoInfo | None = None,
-    ) -> torch.Tensor:
-        path = os.fspath(path)
-        info = indexed_info(path, info)
+    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo) -> torch.Tensor:
         index: FrameIndex = info.index  # type: ignore[assignment]
-        indices = check_indices(path, frame_indices, info.num_frames)
         if index.pts is None or index.rotation:
             log_fallback(self.name, path, index)
             return self._fallback.decode(path, indices, short_side, info)
@@ -170,7 +155,7 @@ def _import_decord():  # noqa: ANN202 - returns a module
 # --------------------------------------------------------------------------------------------
 # torchcodec
 # --------------------------------------------------------------------------------------------
-class TorchCodecDecoder:
+class TorchCodecDecoder(BaseVideoDecoder):
     """torchcodec backend (optional dependency, imported lazily).
 
     torchcodec needs the system FFmpeg libraries (Debian: ``libavcodec59 libavformat59
@@ -193,20 +178,8 @@ class TorchCodecDecoder:
         self._fallback = PyAVDecoder(num_threads, decode_time_resize)
         _import_torchcodec()
 
-    def probe(self, path: str | os.PathLike) -> VideoInfo:
-        return probe_video(path)
-
-    def decode(
-        self,
-        path: str | os.PathLike,
-        frame_indices: Sequence[int],
-        short_side: int | None = None,
-        info: VideoInfo | None = None,
-    ) -> torch.Tensor:
-        path = os.fspath(path)
-        info = indexed_info(path, info)
+    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo) -> torch.Tensor:
         index: FrameIndex = info.index  # type: ignore[assignment]
-        indices = check_indices(path, frame_indices, info.num_frames)
         video = None if index.pts is None or index.rotation else self._read(path, indices, index)
         if video is None:
             log_fallback(self.name, path, index)
@@ -248,7 +221,7 @@ def _import_torchcodec():  # noqa: ANN202 - returns a module
 # --------------------------------------------------------------------------------------------
 # PyAV
 # --------------------------------------------------------------------------------------------
-class PyAVDecoder:
+class PyAVDecoder(BaseVideoDecoder):
     """PyAV backend: the reference reader of :mod:`.frame_index` (counts decoded frames).
 
     Seeks to the keyframe before the first wanted frame where timestamps identify frames, else
@@ -267,20 +240,8 @@ class PyAVDecoder:
         self.decode_time_resize = decode_time_resize
         import_av()
 
-    def probe(self, path: str | os.PathLike) -> VideoInfo:
-        return probe_video(path)
-
-    def decode(
-        self,
-        path: str | os.PathLike,
-        frame_indices: Sequence[int],
-        short_side: int | None = None,
-        info: VideoInfo | None = None,
-    ) -> torch.Tensor:
-        path = os.fspath(path)
-        info = indexed_info(path, info)
+    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo) -> torch.Tensor:
         index: FrameIndex = info.index  # type: ignore[assignment]
-        indices = check_indices(path, frame_indices, info.num_frames)
         wanted = set(indices)
         shrink = self.decode_time_resize and short_side is not None and short_side < min(info.width, info.height)
         convert = _frame_converter(index, short_side if shrink else None)

@@ -27,12 +27,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import cast
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
+from .decoder_base import BaseVideoDecoder
 from .decoders import VideoDecodeError, VideoDecoder, VideoInfo, resized_size
 
 __all__ = [
@@ -104,7 +106,7 @@ def decoder_for(path: str | os.PathLike, video_decoder: VideoDecoder) -> VideoDe
     return FRAME_READER if os.path.isdir(path) else video_decoder
 
 
-class FrameFolderReader:
+class FrameFolderReader(BaseVideoDecoder):
     """Reads frame folders through the :class:`~.decoders.VideoDecoder` interface.
 
     It holds no state and no open files, so one instance serves every dataset and loader worker.
@@ -120,21 +122,11 @@ class FrameFolderReader:
             return _info_from_meta(meta_path)
         return _info_from_listing(path)
 
-    def decode(
-        self,
-        path: str | os.PathLike,
-        frame_indices: Sequence[int],
-        short_side: int | None = None,
-        info: VideoInfo | None = None,
-    ) -> torch.Tensor:
-        path = os.fspath(path)
-        if not isinstance(info, FrameFolderInfo):
-            info = self.probe(path)
-        indices = [int(i) for i in frame_indices]
-        if not indices:
-            raise ValueError(f"{path}: no frame indices requested")
-        if min(indices) < 0 or max(indices) >= info.num_frames:
-            raise VideoDecodeError(f"{path}: frame indices {min(indices)}..{max(indices)} outside [0, {info.num_frames})")
+    def _info(self, path: str, info: VideoInfo | None) -> FrameFolderInfo:
+        return info if isinstance(info, FrameFolderInfo) else self.probe(path)
+
+    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo) -> torch.Tensor:
+        info = cast(FrameFolderInfo, info)  # what _info returned
         size = (info.width, info.height) if short_side is None else resized_size(info.width, info.height, short_side)
         unique = list(dict.fromkeys(indices))  # each file is read once, repeats are copied
         files = [os.path.join(path, frame_name(info, i)) for i in unique]

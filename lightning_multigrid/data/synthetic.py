@@ -13,19 +13,24 @@ Layout written under ``out_dir``::
 
 Several classes are defined by left/right direction, so horizontal-flip augmentation changes their
 label: train on this dataset with flipping off (the DataModule does so by default).
+
+The ``lightning-multigrid make-synthetic`` command is in :mod:`.synthetic_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # the command line lives in .synthetic_cli, which imports this module
+    from .synthetic_cli import make_synthetic_main as make_synthetic_main
+    from .synthetic_cli import parse_size as parse_size
 
 __all__ = [
     "CLASS_NAMES",
@@ -345,61 +350,10 @@ def _complete(out: Path) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-class _UsageError(Exception):
-    pass
+def __getattr__(name: str) -> Any:
+    """``make_synthetic_main`` and ``parse_size``, still importable from here (see :mod:`.synthetic_cli`)."""
+    if name in ("make_synthetic_main", "parse_size"):
+        from . import synthetic_cli
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # noqa: ANN201 - argparse's signature
-        raise _UsageError(message)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"64x48"`` -> ``(64, 48)``; an ``argparse`` type (its error names the expected form)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 64x48, got {text!r}") from None
-    return width, height
-
-
-def make_synthetic_main(argv: list[str] | None = None) -> int:
-    """``lightning-multigrid make-synthetic OUT_DIR [...]``; returns the exit code (2 on bad arguments)."""
-    parser = _Parser(
-        prog="lightning-multigrid make-synthetic",
-        description="Write a synthetic temporal-reasoning video dataset (h264 mp4 + Kinetics-style CSVs).",
-    )
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="directory to write")
-    parser.add_argument("--classes", type=int, default=4, help=f"number of classes, 1..{MAX_CLASSES} (default 4)")
-    parser.add_argument("--videos-per-class", type=int, default=20, help="videos per class, >= 3 (default 20)")
-    parser.add_argument("--size", type=parse_size, default=(64, 48), help="WIDTHxHEIGHT, even (default 64x48)")
-    parser.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
-    parser.add_argument("--fps", type=int, default=15, help="frame rate (default 15)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--extra-test-per-class", type=int, default=0,
-                        help="further test-only videos per class (default 0)")
-    parser.add_argument("--overwrite", action="store_true", help="regenerate even if present")
-    try:
-        args = parser.parse_args(argv)
-        out = make_synthetic_dataset(
-            args.out_dir,
-            num_classes=args.classes,
-            videos_per_class=args.videos_per_class,
-            size=args.size,
-            num_frames=args.frames,
-            fps=args.fps,
-            seed=args.seed,
-            overwrite=args.overwrite,
-            extra_test_per_class=args.extra_test_per_class,
-        )
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except (_UsageError, ValueError, FileExistsError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    total = args.classes * (args.videos_per_class + args.extra_test_per_class)
-    print(f"synthetic dataset: {total} videos, {args.classes} classes in {out}")
-    return 0
+        return getattr(synthetic_cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
