@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lightning_multigrid.keys import ClipShape, unpack_key
+from lightning_multigrid.keys import ClipShape, KeyedView, unpack_key
 
 __all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips", "batch_input", "batch_video", "replace_batch_video"]
 
@@ -67,21 +67,20 @@ class ShapedTransformDataset(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
-class BaseShapeDataset(torch.utils.data.Dataset):
+class BaseShapeDataset(KeyedView, torch.utils.data.Dataset):
     """Tier 3: reads a key's index from a dataset that always returns its base-shape clip."""
 
-    accepts_clip_keys = True
-
     def __init__(self, dataset: Any, base_shape: ClipShape) -> None:
-        self.dataset = dataset
+        super().__init__(dataset, dataset)
         self.base_shape = base_shape
 
-    def __len__(self) -> int:
-        return len(self.dataset)
+    @property
+    def dataset(self) -> Any:
+        return self.wrapped
 
     def __getitem__(self, key: Any) -> Any:
         index, _ = unpack_key(key, self.base_shape)
-        return self.dataset[index]
+        return self.wrapped[index]
 
 
 def batch_input(batch: Any) -> Any:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 __all__ = [
+    "KeyedView",
     "ClipShape",
     "ClipKey",
     "unpack_key",
@@ -126,8 +127,9 @@ def keyed_dataset(dataset: Any) -> Any:
     return None
 
 
-class _KeyedView:
-    """Common part of the key-forwarding views: length and the inner datasets' attributes."""
+class KeyedView:
+    """Common part of the views that take ``(index, shape)`` keys for a wrapped dataset: length and
+    the inner dataset's attributes (``base_shape``, ``slowfast_alpha``...)."""
 
     accepts_clip_keys = True
 
@@ -154,7 +156,7 @@ class _KeyedView:
         return index if shape is None else ClipKey(index, shape)
 
 
-class _KeyedSubset(_KeyedView):
+class _KeyedSubset(KeyedView):
     def __init__(self, subset: Any, inner: Any) -> None:
         super().__init__(subset, inner)
         self.indices = subset.indices
@@ -164,7 +166,7 @@ class _KeyedSubset(_KeyedView):
         return self._first_inner[self._join(int(self.indices[index]), shape)]
 
 
-class _KeyedConcat(_KeyedView):
+class _KeyedConcat(KeyedView):
     def __init__(self, concat: Any, inners: list[Any]) -> None:
         super().__init__(concat, inners[0])
         self.inners = inners

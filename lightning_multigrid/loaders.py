@@ -1,15 +1,17 @@
 """Building the loaders multigrid needs from the user's train loader.
 
-* :func:`train_loader`: the user's loader rebuilt around a
-  :class:`~lightning_multigrid.sampler.MultigridBatchSampler` for one epoch (same workers, collate,
-  pinning...), with this package's own distributed split so ``use_distributed_sampler=False`` works.
-* :func:`precise_bn_loader`: batches at the epoch's base shape, no short cycle, for precise BN.
+* :meth:`LoaderSource.train_loader`: the user's loader rebuilt around a
+  :class:`~lightning_multigrid.sampler.MultigridBatchSampler` (same workers, collate, pinning...),
+  with this package's own distributed split so ``use_distributed_sampler=False`` works; it lives
+  for the whole fit (:class:`MultigridDataLoader`);
+* :meth:`LoaderSource.precise_bn_loader`: batches at the epoch's base shape, no short cycle, for precise BN.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,7 +25,7 @@ from lightning_multigrid.sampler import (
 )
 from lightning_multigrid.schedule import MultigridSchedule
 
-__all__ = ["MultigridDataLoader", "check_train_loader", "train_loader", "precise_bn_loader"]
+__all__ = ["MultigridDataLoader", "LoaderSource", "check_train_loader"]
 
 # DataLoader attributes carried over when the train loader is rebuilt around the batch sampler.
 _LOADER_ATTRIBUTES = (
@@ -135,59 +137,53 @@ def _loader_kwargs(loader: DataLoader) -> dict[str, Any]:
     return kwargs
 
 
-def train_loader(
-    loader: DataLoader,
-    dataset: Any,
-    schedule: MultigridSchedule,
-    batch_size: int,
-    epoch: int,
-    seed: int,
-    world_size: int = 1,
-    rank: int = 0,
-    start_batch: int = 0,
-) -> DataLoader:
-    """``loader`` rebuilt around a batch sampler for ``epoch`` (``dataset`` is its key-aware view).
+@dataclass(frozen=True)
+class LoaderSource:
+    """What this rank's loaders are built from: the user's loader (workers, collate, pinning...),
+    its key-aware dataset view, the schedule, the seed and this rank's place among the devices."""
 
-    The last partial batch is always dropped: it would be the only batch whose size the BN splits
-    do not divide, and DDP ranks must agree on batch counts anyway.
-    """
-    if world_size > 1:
-        inner: Any = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-    else:
-        inner = SeededRandomSampler(dataset, seed=seed)
-    inner.set_epoch(epoch)
-    batch_sampler = MultigridBatchSampler(
-        inner, batch_size=batch_size, drop_last=True, schedule=schedule, epoch=epoch, seed=seed,
-        start_batch=start_batch,
-    )
-    return MultigridDataLoader(dataset, batch_sampler=batch_sampler, **_loader_kwargs(loader))
+    template: DataLoader
+    dataset: Any
+    schedule: MultigridSchedule
+    seed: int
+    world_size: int = 1
+    rank: int = 0
 
+    def train_loader(self, batch_size: int, epoch: int, start_batch: int = 0) -> MultigridDataLoader:
+        """The template rebuilt around a batch sampler for ``epoch``, with this package's own
+        distributed split (so ``use_distributed_sampler=False`` works).
 
-def precise_bn_loader(
-    template: DataLoader,
-    dataset: Any,
-    schedule: MultigridSchedule,
-    epoch: int,
-    num_batches: int,
-    seed: int,
-    world_size: int = 1,
-    rank: int = 0,
-) -> DataLoader | None:
-    """Up to ``num_batches`` batches at ``epoch``'s base shape (no short cycle); ``None`` if the
-    dataset is smaller than one batch. The order is a pure function of ``(seed, epoch, rank)``."""
-    base_shape = epoch_clip_shapes(schedule, epoch)[-1]
-    batch_size = schedule.per_device_batch_size(epoch, world_size)
-    n = len(dataset)
-    count = min(num_batches, n // batch_size)
-    if count == 0:
-        return None
-    generator = torch.Generator().manual_seed(seed + 7919 * epoch + rank)
-    order = torch.randperm(n, generator=generator).tolist()
-    batches = [[ClipKey(i, base_shape) for i in order[b * batch_size : (b + 1) * batch_size]] for b in range(count)]
-    kwargs = _loader_kwargs(template)
-    kwargs.pop("persistent_workers", None)  # a one-off loader
-    # Starting workers costs more than it saves for a few batches.
-    kwargs["num_workers"] = min(template.num_workers, count // 2)
-    if kwargs["num_workers"] == 0:
-        kwargs.pop("prefetch_factor", None)
-    return DataLoader(dataset, batch_sampler=batches, **kwargs)
+        The last partial batch is always dropped: it would be the only batch whose size the BN
+        splits do not divide, and DDP ranks must agree on batch counts anyway.
+        """
+        inner: Any
+        if self.world_size > 1:
+            inner = DistributedSampler(self.dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True,
+                                       seed=self.seed)
+        else:
+            inner = SeededRandomSampler(self.dataset, seed=self.seed)
+        inner.set_epoch(epoch)
+        batch_sampler = MultigridBatchSampler(inner, batch_size=batch_size, drop_last=True, schedule=self.schedule,
+                                              epoch=epoch, seed=self.seed, start_batch=start_batch)
+        return MultigridDataLoader(self.dataset, batch_sampler=batch_sampler, **_loader_kwargs(self.template))
+
+    def precise_bn_loader(self, epoch: int, num_batches: int) -> DataLoader | None:
+        """Up to ``num_batches`` batches at ``epoch``'s base shape (no short cycle); ``None`` if the
+        dataset is smaller than one batch. The order is a pure function of ``(seed, epoch, rank)``."""
+        schedule, dataset, template = self.schedule, self.dataset, self.template
+        base_shape = epoch_clip_shapes(schedule, epoch)[-1]
+        batch_size = schedule.per_device_batch_size(epoch, self.world_size)
+        n = len(dataset)
+        count = min(num_batches, n // batch_size)
+        if count == 0:
+            return None
+        generator = torch.Generator().manual_seed(self.seed + 7919 * epoch + self.rank)
+        order = torch.randperm(n, generator=generator).tolist()
+        batches = [[ClipKey(i, base_shape) for i in order[b * batch_size : (b + 1) * batch_size]] for b in range(count)]
+        kwargs = _loader_kwargs(template)
+        kwargs.pop("persistent_workers", None)  # a one-off loader
+        # Starting workers costs more than it saves for a few batches.
+        kwargs["num_workers"] = min(template.num_workers, count // 2)
+        if kwargs["num_workers"] == 0:
+            kwargs.pop("prefetch_factor", None)
+        return DataLoader(dataset, batch_sampler=batches, **kwargs)

@@ -130,29 +130,29 @@ class MultigridRun:
                 "base-shape clips are resampled on the device to each grid's shape: the compute saving holds, "
                 "the data cost does not shrink (see lightning_multigrid.adapters for the faster tiers)"
             )
-        self.template, self.dataset = loader, self._view(loader, keyed)
+        self.source: Any = self._source(loader, keyed)
         self.loader: Any = None
         self.loader_stage = -1
         self.lr_factor_now = 1.0
         self._check_and_prepare(trainer, pl_module)
 
     # -- setup ---------------------------------------------------------------------------------
-    def _view(self, loader: Any, keyed: Any) -> Any:
-        """The dataset the sampler's keys index: key-aware, or tier 3 (base-shape clips)."""
-        if keyed is not None:
-            return keyed
-        assert self.resample_base is not None
-        return adapters.BaseShapeDataset(loader.dataset, self.resample_base)
+    def _source(self, loader: Any, keyed: Any) -> loaders.LoaderSource:
+        """Loaders over the dataset the sampler's keys index: key-aware, or tier 3 (base-shape clips)."""
+        if keyed is None:
+            assert self.resample_base is not None
+            keyed = adapters.BaseShapeDataset(loader.dataset, self.resample_base)
+        return loaders.LoaderSource(loader, keyed, self.schedule, self.seed, self.world_size, self.rank)
 
     def _check_and_prepare(self, trainer: Any, pl_module: Any) -> None:
-        s, dataset, settings = self.schedule, self.dataset, self.settings
+        s, dataset, settings = self.schedule, self.source.dataset, self.settings
         requirements = checks.find_requirements(pl_module)
         alpha = getattr(dataset, "slowfast_alpha", None)
         for warning in validation.validate_stages(s, self.world_size, len(dataset), alpha, requirements):
             rank_zero_warn(f"MultigridCallback: {warning}")
         if settings.probe_shapes and (settings.precise_bn_forward is not None or settings.precise_bn_batches > 0):
             checks.probe_forward(
-                pl_module, dataset, s, self.template.collate_fn, trainer.strategy.batch_to_device, self.forward,
+                pl_module, dataset, s, self.source.template.collate_fn, trainer.strategy.batch_to_device, self.forward,
                 reshape=self.reshape if self.resample_base else None,
             )
         self.sync_groups: dict[int, Any] = {}
@@ -186,15 +186,14 @@ class MultigridRun:
         keyed, _ = loaders.check_train_loader(loader)
         epoch = compat.epoch_to_run(trainer)
         self.loader_stage = self.schedule.stage_index_at(epoch)
-        if self.loader is not None and loader.dataset is self.template.dataset:
-            # A stage change: the same loader (and its persistent workers) at the new epoch's len().
+        if self.loader is not None and loader.dataset is self.source.template.dataset:
+            # A stage change: the same loader (and its workers) at the new epoch's len().
             self.loader.batch_sampler.set_epoch(epoch)
             return self.loader
-        self.template, self.dataset = loader, self._view(loader, keyed)
-        self.loader = loaders.train_loader(
-            loader, self.dataset, self.schedule, self.batch_size, epoch, self.seed, self.world_size, self.rank,
-            start_batch=compat.batches_done_in_epoch(trainer),
-        )
+        if self.loader is not None:
+            self.loader.close()
+        self.source = self._source(loader, keyed)
+        self.loader = self.source.train_loader(self.batch_size, epoch, start_batch=compat.batches_done_in_epoch(trainer))
         return self.loader
 
     def needs_new_loader(self, epoch: int) -> bool:
@@ -205,7 +204,7 @@ class MultigridRun:
         """Stop the fit's loader workers, drop its loaders and model; the schedule stays."""
         if self.loader is not None:
             self.loader.close()
-        self.loader = self.template = self.dataset = self.module = None
+        self.loader = self.source = self.module = None
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint needs to resume this run exactly (the callback adds its version)."""
@@ -279,10 +278,7 @@ class MultigridRun:
         """Recompute BN statistics at the epoch's base shape (no short cycle)."""
         if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in pl_module.modules()):
             return
-        loader = loaders.precise_bn_loader(
-            self.template, self.dataset, self.schedule, epoch, self.precise_bn_per_call, self.seed,
-            self.world_size, self.rank,
-        )
+        loader = self.source.precise_bn_loader(epoch, self.precise_bn_per_call)
         if loader is None:
             rank_zero_warn(f"MultigridCallback: precise BN skipped at epoch {epoch} (dataset smaller than one batch)")
             return
