@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the frame folders go (default: <data-dir>_frames); redone when the videos change")
     d.add_argument("--decoder", default="pyav",
                    help="decoding backend: decord, pyav or torchcodec (pyav: ~40%% faster than decord on the tiny demo files)")
-    d.add_argument("--num-workers", type=int, default=2, help="loader worker processes per run")
+    d.add_argument("--num-workers", type=int, default=1,
+                   help="loader worker processes per run (default: with --threads 1, one core computes and one "
+                        "loads, as on a GPU machine the device computes and the CPU loads)")
     r = p.add_argument_group("baseline recipe")
     r.add_argument("--model", default="slowfast_tiny", help="zoo model name")
     r.add_argument("--num-frames", type=int, default=16, help="T0, frames per clip")
@@ -182,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     h = p.add_argument_group("hardware and run")
     h.add_argument("--devices", type=int, default=1)
     h.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
-    h.add_argument("--threads", type=int, default=None, help="torch intra-op threads per run (default: torch's)")
+    h.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads per run (0: torch's default, one per core). Threads plus workers "
+                        "beyond the cores make the model and the loader fight: multigrid's small grids need up to "
+                        "3x the baseline's loader CPU per iteration, so it loses more (benchmarks/README.md)")
     h.add_argument("--seed", type=int, default=0, help="data and training seed (further seeds: --seeds)")
     h.add_argument("--seeds", type=int, default=1,
                    help="train both runs with seeds seed, seed+1, ... and report each seed's and the mean test "
@@ -719,9 +724,12 @@ def _grid_report(cfg: RunConfig, schedule: MultigridSchedule, num_train: int, ru
         "baseline": {base: int(schedule.baseline_iterations(num_train, cfg.devices))},
         "multigrid": speedup_grids.schedule_grid_iterations(schedule, num_train, cfg.devices),
     }
-    reference = next((r["compute_clips_per_s"] for r in runs.get("baseline", {}).get("shapes", [])
-                      if (r["num_frames"], r["crop_size"], r["batch_size"]) == base), None)
-    return {name: speedup_grids.grid_table(run["shapes"], base, expected[name], reference) for name, run in runs.items()}
+    own = next((r for r in runs.get("baseline", {}).get("shapes", [])
+                if (r["num_frames"], r["crop_size"], r["batch_size"]) == base), None)
+    reference = own["compute_clips_per_s"] if own else None
+    per_iteration = own["step_s"] / own["iterations"] if own and own["iterations"] else None
+    return {name: speedup_grids.grid_table(run["shapes"], base, expected[name], reference, per_iteration)
+            for name, run in runs.items()}
 
 
 def _time_budget(run: dict[str, Any] | None, grids: list[dict[str, Any]] | None) -> dict[str, Any]:

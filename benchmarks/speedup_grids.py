@@ -7,6 +7,10 @@ explains what remains between the measured and the theoretical speed-up:
   the steady-state data wait, and the **compute efficiency**: the grid's compute-only clips/s over
   the base grid's, divided by the ideal ratio ``T0 * S0^2 / (T * S^2)`` (1.0: a clip costs in
   proportion to its pixels; below 1: the hardware computes small clips less efficiently);
+* the **iteration cost against the baseline**: the grid's compute-only s/iteration over the
+  baseline run's (every grid's iteration has the base grid's FLOPs, so the theoretical speed-up
+  assumes 1.0; above 1: the iterations of that grid cost more here, e.g. because the loader's
+  workers, busier at the small grids, take CPU from the model);
 * the **compute floor**: the sum over grids of the schedule's iterations times that grid's mean
   compute-only time per iteration measured in the same run, i.e. the training time if loading,
   precise BN, loader rebuilds and everything outside steps cost nothing;
@@ -47,6 +51,7 @@ def grid_table(
     base: Grid,
     schedule_iterations: dict[Grid, int] | None = None,
     reference_compute: float | None = None,
+    baseline_step_per_iteration: float | None = None,
 ) -> list[dict[str, Any]]:
     """One row per measured grid, with its efficiency against ``base`` ``(T0, S0, B0)``.
 
@@ -55,6 +60,8 @@ def grid_table(
         base: the base grid; its compute-only clips/s is the efficiency's reference when the run
             trained it, else ``reference_compute`` (e.g. the baseline run's) is used.
         schedule_iterations: the schedule's iterations per grid (``None``: the measured ones).
+        baseline_step_per_iteration: the baseline run's compute-only s/iteration (``None``: no
+            ``cost_vs_baseline`` column).
     """
     t0, s0, _ = base
     own = next((r for r in shapes if _key(r) == base), None)
@@ -66,13 +73,16 @@ def grid_table(
         compute = row.get("compute_clips_per_s")
         ratio = compute / reference if compute and reference else None
         step_s, wait_s = float(row["step_s"]), float(row["wait_s"])
+        per_iteration = step_s / row["iterations"] if row["iterations"] else None
         rows.append({
             "num_frames": t, "crop_size": s, "batch_size": b,
             "iterations": int(row["iterations"]),
             "schedule_iterations": (schedule_iterations or {}).get((t, s, b), int(row["iterations"])),
             "clips_per_s": row.get("clips_per_s"),
             "compute_clips_per_s": compute,
-            "step_s_per_iteration": step_s / row["iterations"] if row["iterations"] else None,
+            "step_s_per_iteration": per_iteration,
+            "cost_vs_baseline": per_iteration / baseline_step_per_iteration
+            if per_iteration and baseline_step_per_iteration else None,
             "wait_s": wait_s,
             "wait_over_step": wait_s / step_s if step_s > 0 else None,
             "compute_ratio": ratio,
@@ -106,12 +116,13 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 def format_grids(name: str, grids: Sequence[dict[str, Any]]) -> list[str]:
     """Table lines: per grid iterations, clips/s, compute-only clips/s, data wait, efficiency."""
     lines = [f"  {name}: grid (T, S, B) | iterations | clips/s | compute-only clips/s | data wait (s, % of "
-             "step) | compute vs base, ideal, efficiency"]
+             "step) | compute vs base, ideal, efficiency | s/iteration vs baseline's"]
     for g in grids:
         wait = f"{g['wait_s']:.1f}, {_fmt(g['wait_over_step'], '.0%')}"
         lines.append(
             f"    T={g['num_frames']:<3} S={g['crop_size']:<4} B={g['batch_size']:<4} {g['iterations']:6d} "
             f"{_fmt(g['clips_per_s']):>8} {_fmt(g['compute_clips_per_s']):>8}  {wait:>12}  "
             f"{_fmt(g['compute_ratio'], '.2f')}x / {g['ideal_ratio']:.2f}x = {_fmt(g['efficiency'], '.2f')}"
+            f"  {_fmt(g.get('cost_vs_baseline'), '.2f')}"
         )
     return lines
