@@ -56,7 +56,9 @@ class MultigridCallback(Callback):
             (0 disables it; the reference uses 200).
         precise_bn_budget: precise BN's forward-only batches over the whole run are at most this
             fraction of the training iterations (the reference's 200 batches at ~40 evaluations
-            are about 3% of a Kinetics run; on a small dataset the same 200 would dominate).
+            are about 3% of a Kinetics run; on a small dataset the same 200 would dominate). The
+            final validation is served first; the others share the rest, or skip precise BN when
+            nothing is left (see :func:`~lightning_multigrid.run.precise_bn_allocation`).
         eval_freq: evaluations per long-cycle stage.
         follow_eval_schedule: validate on the schedule's eval epochs (the reference's rule; with
             ``check_val_every_n_epoch=N`` every N-th of them; the final epoch always); ``False``
@@ -167,14 +169,8 @@ class MultigridCallback(Callback):
 
     @override
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        # A mid-epoch resume gets no on_train_epoch_start: apply the epoch's state here.
-        done = compat.batches_done_in_epoch(trainer)
-        if self._run is not None and done > 0:
-            self._run.enter_epoch(pl_module, trainer.current_epoch, restart_splits=False)
-            saved = self._loaded_state.get("split_bn")
-            if saved and saved["epoch"] == trainer.current_epoch:
-                bn.load_split_statistics(pl_module, saved["statistics"])
-            self._run.set_lr(trainer, trainer.current_epoch, done)
+        if self._run is not None:
+            self._run.continue_epoch(trainer, pl_module, self._loaded_state.get("split_bn"))
 
     @override
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:

@@ -26,7 +26,7 @@ from lightning_multigrid.lr import LrPolicy, apply_lr_factor
 from lightning_multigrid.namespace import rank_zero_info, rank_zero_warn
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule, epoch_clip_shapes
 
-__all__ = ["RunSettings", "MultigridRun", "recipe_state"]
+__all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation"]
 
 # How a base-shape setting the user left unset is read from the dataset's ``base_shape``.
 _FROM_BASE_SHAPE: dict[str, Callable[[ClipShape], Any]] = {
@@ -162,9 +162,9 @@ class MultigridRun:
             self.sync_groups = {size: bn.new_sync_groups(size) for size in sorted(sizes)}
         if s.recipe.long_cycle:
             bn.convert_to_split_batchnorm(pl_module)
-        calls = len(s.validation_epochs(self.user_val_every))
-        budget = int(settings.precise_bn_budget * s.iterations(len(dataset), self.world_size) / max(calls, 1))
-        self.precise_bn_per_call = min(settings.precise_bn_batches, max(1, budget))
+        self.precise_bn_batches = precise_bn_allocation(
+            len(s.validation_epochs(self.user_val_every)), s.iterations(len(dataset), self.world_size),
+            settings.precise_bn_batches, settings.precise_bn_budget)
         self.patch.set_max_epochs(s.max_epochs)
         # Training slots, precise BN and validation at every grid, with room for a last partial batch.
         shapes = 3 * len({(b, c.num_frames, c.crop_size) for e in range(s.max_epochs)
@@ -229,6 +229,18 @@ class MultigridRun:
         if self.settings.follow_eval_schedule:
             self.patch.set_validate_this_epoch(self.validates(epoch), epoch)
 
+    def continue_epoch(self, trainer: Any, pl_module: Any, saved_splits: dict[str, Any] | None) -> None:
+        """A mid-epoch resume gets no ``on_train_epoch_start``: apply the epoch's state, its split
+        statistics from the checkpoint and the LR of the next batch (a no-op in any other start)."""
+        done = compat.batches_done_in_epoch(trainer)
+        if done == 0:
+            return
+        epoch = trainer.current_epoch
+        self.enter_epoch(pl_module, epoch, restart_splits=False)
+        if saved_splits and saved_splits["epoch"] == epoch:
+            bn.load_split_statistics(pl_module, saved_splits["statistics"])
+        self.set_lr(trainer, epoch, done)
+
     def validates(self, epoch: int) -> bool:
         if not self.settings.follow_eval_schedule:
             return (epoch + 1) % self.user_val_every == 0 or epoch + 1 == self.schedule.max_epochs
@@ -278,7 +290,11 @@ class MultigridRun:
         """Recompute BN statistics at the epoch's base shape (no short cycle)."""
         if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in pl_module.modules()):
             return
-        loader = self.source.precise_bn_loader(epoch, self.precise_bn_per_call)
+        intermediate, final = self.precise_bn_batches
+        count = final if epoch + 1 == self.schedule.max_epochs else intermediate
+        if count == 0:
+            return  # out of budget: this validation reads the running (merged) statistics
+        loader = self.source.precise_bn_loader(epoch, count)
         if loader is None:
             rank_zero_warn(f"MultigridCallback: precise BN skipped at epoch {epoch} (dataset smaller than one batch)")
             return
@@ -292,6 +308,20 @@ class MultigridRun:
 
         used = precise_bn.update_bn_stats(pl_module, loader, num_batches=len(loader), forward=run)
         rank_zero_info(f"MultigridCallback: precise BN over {used} batches at epoch {epoch}")
+
+
+def precise_bn_allocation(num_calls: int, iterations: int, max_batches: int, budget: float) -> tuple[int, int]:
+    """Precise-BN batches ``(at each other validation, at the final one)``.
+
+    At most ``budget`` x ``iterations`` batches over the run, and ``max_batches`` per call. The
+    final validation's statistics are the trained model's, so it is served first; what is left is
+    spread over the other validations, which read the running (split-merged) statistics when their
+    share is 0. A handful of clips estimates BN statistics worse than the running average does, so
+    spreading a small budget thinly over every validation would make the model worse, not better.
+    """
+    total = int(budget * iterations)
+    final = min(max_batches, max(1, total))
+    return min(max_batches, max(0, total - final) // max(num_calls - 1, 1)), final
 
 
 def _check_resumed_recipe(saved: dict[str, Any] | None, recipe: BaseRecipe) -> None:

@@ -218,14 +218,24 @@ def test_precise_bn_batches_follow_the_budget():
 
     precise_bn_module.update_bn_stats = counting
     try:
-        # 96 clips: 4+2+... iterations; budget 0.5 of the run's iterations over its 8 validations.
-        cb = _callback(precise_bn_batches=200, precise_bn_budget=0.5)
+        # 96 clips; budget 0.5 of the run's iterations, at most 4 batches a call, 8 validations.
+        cb = _callback(precise_bn_batches=4, precise_bn_budget=0.5)
         _trainer(cb).fit(ToyModule(dataset_size=96))
     finally:
         precise_bn_module.update_bn_stats = original
-    iterations = cb.schedule.iterations(96)
-    per_call = int(0.5 * iterations / 8)
-    assert per_call >= 2 and used == [per_call] * 8
+    total = int(0.5 * cb.schedule.iterations(96))
+    # The final validation gets its 4 first; the other 7 share the rest, at most 4 each.
+    assert total >= 4 + 7 and used == [min(4, (total - 4) // 7)] * 7 + [4]
+
+
+def test_precise_bn_budget_goes_to_the_final_validation_first():
+    from lightning_multigrid.run import precise_bn_allocation
+
+    # The demo: 472 iterations, 3 % budget = 14 batches, at most 8 a call, 21 validations.
+    assert precise_bn_allocation(21, 472, 8, 0.03) == (0, 8)
+    # K400 on 8 GPUs (spec: 261,991 iterations per rank over ~40 evaluations): 7,859 batches.
+    assert precise_bn_allocation(40, 261_991, 200, 0.03) == (196, 200)
+    assert precise_bn_allocation(1, 10, 200, 0.03) == (0, 1)
 
 
 @pytest.mark.parametrize("limit", [None, 3], ids=["whole_epochs", "limit_train_batches"])
