@@ -350,6 +350,7 @@ def run_training(cfg: RunConfig) -> dict[str, Any]:
     if multigrid is not None and cfg.precise_bn_batches:
         monitor.wrap_precise_bn(multigrid)
     monitor.wrap_batch_finishing(datamodule)
+    monitor.wrap_loader_next()
     # The monitor stamps a batch's start before and its end after every other callback's work.
     callbacks = [_BatchStartStamp(monitor), *callbacks, monitor]
 
@@ -459,7 +460,11 @@ class RunMonitor(pl.Callback):
       move and the uint8-to-float normalisation, timed by wrapping it). Lightning runs it before
       ``on_train_batch_start``, but it is the training device's work, not a wait for the loader:
       on a GPU it is a few microseconds, on this CPU ~2 ms a batch. It is reported on its own too
-      (``finish_s``) and left out of the data wait.
+      (``finish_s``) and left out of the data wait;
+    * of the time between two batches, **data wait** is what the train loader's ``next()`` took
+      (timed by wrapping the DataLoader iterators' ``__next__``: waiting for a worker's batch and
+      receiving it), the rest is **loop overhead** (Lightning's own per-batch bookkeeping and
+      hooks before ``on_train_batch_start``), reported on its own.
     """
 
     def __init__(self, name: str, verbose: bool = True) -> None:
@@ -491,6 +496,10 @@ class RunMonitor(pl.Callback):
         self._load = [0.0, 0.0]
         self._step_times: list[float] = []
         self.finish_s = 0.0
+        self.loop_s = 0.0
+        self._pending_loader = 0.0  # train-loader next() time since the last mark
+        self._in_training = False
+        self._in_validation = False
         self._pending_finish = 0.0  # finishing time since the last mark (training batches only)
         self._batch_finish = 0.0
         self._in_precise_bn = False
@@ -511,6 +520,25 @@ class RunMonitor(pl.Callback):
                 self.precise_bn_calls += 1
 
         callback._precise_bn = timed
+
+    def wrap_loader_next(self) -> None:
+        """Time every DataLoader iterator's ``__next__`` that serves a training batch."""
+        from torch.utils.data.dataloader import _BaseDataLoaderIter
+
+        original = _BaseDataLoaderIter.__next__
+
+        def timed(iterator: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(iterator)
+            finally:
+                if self._in_training and not self._in_validation and not self._in_precise_bn:
+                    self._pending_loader += time.perf_counter() - start
+
+        _BaseDataLoaderIter.__next__ = timed  # type: ignore[method-assign]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._in_training = True
 
     def wrap_batch_finishing(self, datamodule: Any) -> None:
         """Time the DataModule's ``transfer_batch_to_device`` of training batches (see the class doc)."""
@@ -545,13 +573,15 @@ class RunMonitor(pl.Callback):
         def timed_run(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             train_elapsed = start - self._fit_start - self.val_s
+            self._in_validation = True
             try:
                 return original(*args, **kwargs)
             finally:
+                self._in_validation = False
                 end = time.perf_counter()
                 self.val_s += end - start
                 self._mark, self._mark_pbn, self._mark_rebuild = end, self.precise_bn_s, self.rebuild_s
-                self._pending_finish = 0.0  # validation batches' finishing is validation time
+                self._pending_finish = self._pending_loader = 0.0  # validation's own
                 self._record_eval(trainer, train_elapsed, end - start)
 
         loop.run = timed_run
@@ -574,6 +604,7 @@ class RunMonitor(pl.Callback):
         """Called by :class:`_BatchStartStamp`, the first callback, at ``on_train_batch_start``."""
         now = time.perf_counter()
         self._batch_finish, self._pending_finish = self._pending_finish, 0.0
+        loader, self._pending_loader = self._pending_loader, 0.0
         wait = max(0.0, now - self._mark - (self.precise_bn_s - self._mark_pbn) - self._batch_finish)
         self._batch_wait = 0.0
         if self.iterations == 0:
@@ -581,7 +612,8 @@ class RunMonitor(pl.Callback):
         elif batch_idx == 0:
             self.epoch_start_wait_s += max(0.0, wait - (self.rebuild_s - self._mark_rebuild))
         else:
-            self._batch_wait = wait
+            self._batch_wait = min(loader, wait)
+            self.loop_s += wait - self._batch_wait
         self._batch_start, self._batch_pbn = now, self.precise_bn_s
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -602,10 +634,11 @@ class RunMonitor(pl.Callback):
         self.step_s += step
         self.wait_s += self._batch_wait
         self._mark, self._mark_pbn, self._mark_rebuild = now, self.precise_bn_s, self.rebuild_s
-        self._pending_finish = 0.0
+        self._pending_finish = self._pending_loader = 0.0
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._train_end = time.perf_counter()
+        self._in_training = False
 
     def _record_eval(self, trainer: pl.Trainer, train_elapsed: float, seconds: float) -> None:
         metrics = trainer.callback_metrics
@@ -642,14 +675,15 @@ class RunMonitor(pl.Callback):
             "fit_s": fit_s,
             "train_s": train_s,
             "val_s": self.val_s,
-            "setup_and_teardown_s": fit_s - self.val_s - self.step_s - self.wait_s - self.precise_bn_s,
+            "setup_and_teardown_s": fit_s - self.val_s - self.step_s - self.wait_s - self.loop_s - self.precise_bn_s,
             "startup_s": self.startup_s,
             "loader_rebuild_s": self.rebuild_s,
             "setup_data_calls": self.rebuild_calls,
             "epoch_start_wait_s": self.epoch_start_wait_s,
             # Training time outside all of the above (epoch ends after the last batch, teardown).
-            "other_s": train_s - self.step_s - self.wait_s - self.precise_bn_s - self.startup_s - self.rebuild_s
-            - self.epoch_start_wait_s,
+            "other_s": train_s - self.step_s - self.wait_s - self.loop_s - self.precise_bn_s - self.startup_s
+            - self.rebuild_s - self.epoch_start_wait_s,
+            "loop_overhead_s": self.loop_s,
             "step_s": self.step_s,
             "finish_s": self.finish_s,
             "data_wait_s": self.wait_s,
@@ -737,7 +771,8 @@ def _time_budget(run: dict[str, Any] | None, grids: list[dict[str, Any]] | None)
     if not run or not grids:
         return {}
     floor = speedup_grids.compute_floor(grids)
-    parts = ("step_s", "data_wait_s", "precise_bn_s", "loader_rebuild_s", "epoch_start_wait_s", "startup_s", "other_s")
+    parts = ("step_s", "data_wait_s", "loop_overhead_s", "precise_bn_s", "loader_rebuild_s", "epoch_start_wait_s",
+             "startup_s", "other_s")
     return {
         "compute_floor_s": floor,
         "train_s": run["train_s"],
@@ -787,6 +822,7 @@ def format_report(report: dict[str, Any]) -> str:
         ("training wall-clock (s)", lambda r: _fmt(r["train_s"])),
         ("  of which compute (steps, s)", lambda r: _fmt(r["step_s"])),
         ("  of which data wait (s)", lambda r: _fmt(r["data_wait_s"])),
+        ("  of which loop overhead (s)", lambda r: _fmt(r.get("loop_overhead_s"))),
         ("  of which precise BN (s)", lambda r: _fmt(r["precise_bn_s"])),
         ("  of which loader rebuilds (s)", lambda r: _fmt(r["loader_rebuild_s"])),
         ("  of which epoch starts (s)", lambda r: _fmt(r["epoch_start_wait_s"])),
