@@ -79,7 +79,8 @@ def _check_data_path_grids_floor_and_seeds(bench, report, cfg) -> None:  # noqa:
         base = next(g for g in grids if (g["num_frames"], g["crop_size"], g["batch_size"]) == (t0, s0, b0))
         assert base["compute_ratio"] == pytest.approx(1.0) and base["efficiency_reference"] == "own base grid"
         # Every second of training is in exactly one bucket.
-        parts = ("step_s", "data_wait_s", "precise_bn_s", "loader_rebuild_s", "epoch_start_wait_s", "startup_s", "other_s")
+        parts = ("step_s", "data_wait_s", "loop_overhead_s", "precise_bn_s", "loader_rebuild_s", "epoch_start_wait_s",
+                 "startup_s", "other_s")
         assert sum(run[p] for p in parts) == pytest.approx(run["train_s"], rel=1e-9)
         assert all(run[p] >= 0 for p in parts[:-1])
     assert len(report["grids"]["multigrid"]) > 1 and len(report["grids"]["baseline"]) == 1
