@@ -54,11 +54,11 @@ class MultigridCallback(Callback):
         bn_base_size: clips per BatchNorm statistics group.
         precise_bn_batches: at most this many batches for precise BN before each validation
             (0 disables it; the reference uses 200).
-        precise_bn_budget: precise BN's forward-only batches (a third of a training iteration
-            each) cost at most this fraction of the training compute (the reference's 200 batches
-            at ~40 evaluations are about 1% of a Kinetics run; on a small dataset the same 200
-            would dominate). The final validation is served first; the others share the rest, or
-            skip precise BN when nothing is left (:func:`~lightning_multigrid.run.precise_bn_allocation`).
+        precise_bn_budget: precise BN's forward-only batches over the whole run are at most this
+            fraction of the training iterations (the reference's 200 batches at ~40 evaluations
+            are about 3% of a Kinetics run; on a small dataset the same 200 would dominate). The
+            final validation is served first; the others share the rest, or skip precise BN when
+            nothing is left (see :func:`~lightning_multigrid.run.precise_bn_allocation`).
         eval_freq: evaluations per long-cycle stage.
         follow_eval_schedule: validate on the schedule's eval epochs (the reference's rule; with
             ``check_val_every_n_epoch=N`` every N-th of them; the final epoch always); ``False``

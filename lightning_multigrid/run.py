@@ -26,7 +26,7 @@ from lightning_multigrid.lr import LrPolicy, apply_lr_factor
 from lightning_multigrid.namespace import rank_zero_info, rank_zero_warn
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule, epoch_clip_shapes
 
-__all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation", "FORWARD_SHARE"]
+__all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation"]
 
 # How a base-shape setting the user left unset is read from the dataset's ``base_shape``.
 _FROM_BASE_SHAPE: dict[str, Callable[[ClipShape], Any]] = {
@@ -310,20 +310,16 @@ class MultigridRun:
         rank_zero_info(f"MultigridCallback: precise BN over {used} batches at epoch {epoch}")
 
 
-#: A precise-BN batch is forward-only: about a third of a training iteration (forward + backward).
-FORWARD_SHARE = 1 / 3
-
-
-def precise_bn_allocation(num_calls: int, iterations: float, max_batches: int, budget: float) -> tuple[int, int]:
+def precise_bn_allocation(num_calls: int, iterations: int, max_batches: int, budget: float) -> tuple[int, int]:
     """Precise-BN batches ``(at each other validation, at the final one)``.
 
-    Their cost is at most ``budget`` of the training compute (``iterations`` training iterations,
-    a forward-only batch costing :data:`FORWARD_SHARE` of one), and at most ``max_batches`` a call.
-    The final validation's statistics are the trained model's, so it is served first; what is left
-    is spread over the other validations, which read the running (split-merged) statistics when
-    their share is 0.
+    At most ``budget`` x ``iterations`` batches over the run, and ``max_batches`` per call. The
+    final validation's statistics are the trained model's, so it is served first; what is left is
+    spread over the other validations, which read the running (split-merged) statistics when their
+    share is 0. A handful of clips estimates BN statistics worse than the running average does, so
+    spreading a small budget thinly over every validation would make the model worse, not better.
     """
-    total = int(budget * iterations / FORWARD_SHARE + 1e-9)  # 1e-9: 0.03 * 100 * 3 is 9, not 8.99...
+    total = int(budget * iterations)
     final = min(max_batches, max(1, total))
     return min(max_batches, max(0, total - final) // max(num_calls - 1, 1)), final
 
