@@ -142,14 +142,16 @@ def _validated_epochs(cb, **trainer_kw):
 
 
 def test_eval_epochs_follow_schedule():
-    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1)
+    # A budget large enough for every validation (the allocation itself is tested in test_callback_setup).
+    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
     evaluated, bn_updates = _validated_epochs(cb)
     assert evaluated == LONG_EVALS
     assert bn_updates == LONG_EVALS  # precise BN only where a validation follows
 
 
 def test_check_val_every_n_epoch_thins_the_schedule_and_keeps_the_final_epoch():
-    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1)
+    # A budget large enough for every validation (the allocation itself is tested in test_callback_setup).
+    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
     evaluated, bn_updates = _validated_epochs(cb, check_val_every_n_epoch=2)
     # Every 2nd eval epoch, plus the final epoch (17) which is always validated.
     assert evaluated == bn_updates == [2, 4, 6, 10, 12, 14, 17]
