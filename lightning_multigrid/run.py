@@ -310,7 +310,7 @@ class MultigridRun:
         rank_zero_info(f"MultigridCallback: precise BN over {used} batches at epoch {epoch}")
 
 
-def precise_bn_allocation(num_calls: int, iterations: int, max_batches: int, budget: float) -> tuple[int, int]:
+def precise_bn_allocation(num_calls: int, iterations: float, max_batches: int, budget: float) -> tuple[int, int]:
     """Precise-BN batches ``(at each other validation, at the final one)``.
 
     At most ``budget`` x ``iterations`` batches over the run, and ``max_batches`` per call. The
