@@ -183,7 +183,6 @@ class MultigridRun:
     # -- loaders ---------------------------------------------------------------------------------
     def train_loader(self, trainer: Any, loader: Any) -> Any:
         """The loader of the epoch that will run: the fit's loader moved to that epoch, or a new one."""
-        keyed, _ = loaders.check_train_loader(loader)
         epoch = compat.epoch_to_run(trainer)
         self.loader_stage = self.schedule.stage_index_at(epoch)
         if self.loader is not None and loader.dataset is self.source.template.dataset:
@@ -192,7 +191,9 @@ class MultigridRun:
             return self.loader
         if self.loader is not None:
             self.loader.close()
-        self.source = self._source(loader, keyed)
+        if loader is not self.source.template:  # the first request's loader was checked at setup
+            keyed, _ = loaders.check_train_loader(loader)
+            self.source = self._source(loader, keyed)
         self.loader = self.source.train_loader(self.batch_size, epoch, start_batch=compat.batches_done_in_epoch(trainer))
         return self.loader
 
