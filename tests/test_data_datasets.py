@@ -15,6 +15,7 @@ from lightning_multigrid.data import (
     CharadesDataset,
     CsvVideoDataset,
     FolderVideoDataset,
+    SplitFileDataset,
     SSv2Dataset,
     VideoClipDataset,
     VideoRecord,
@@ -284,6 +285,35 @@ def test_charades_multi_label(synthetic_root: Path, tmp_path: Path) -> None:
     assert fast.shape == (3, 16, 30, 30) and slow.shape == (3, 4, 30, 30)
     with pytest.raises(ValueError, match="outside"):
         build_dataset("charades", tmp_path, "train.csv", "train", BASE, num_classes=100)
+
+
+@pytest.mark.parametrize(("format", "empty"), [("csv", "# only a comment\n"), ("ssv2", "[]"), ("charades", "id,actions\n")])
+def test_split_file_formats_share_one_constructor(tmp_path: Path, format: str, empty: str) -> None:
+    """Every one-file format names a missing split file and refuses a split that lists no video."""
+    (tmp_path / "labels.json").write_text(json.dumps({"a": "0"}))
+    with pytest.raises(FileNotFoundError, match=f"split file {tmp_path / 'absent.txt'} does not exist"):
+        build_dataset(format, tmp_path, "absent.txt", "train", BASE)  # type: ignore[arg-type]
+    (tmp_path / "empty.txt").write_text(empty)
+    with pytest.raises(ValueError, match=f"{tmp_path / 'empty.txt'}: no videos listed"):
+        build_dataset(format, tmp_path, "empty.txt", "train", BASE)  # type: ignore[arg-type]
+
+
+def test_a_new_split_file_format_only_parses(synthetic_root: Path, tmp_path: Path) -> None:
+    """A user's format subclasses SplitFileDataset, writes read_split, and gets missing-file handling."""
+    videos = sorted((synthetic_root / "videos").rglob("*.mp4"))[:2]
+
+    class TsvDataset(SplitFileDataset):
+        def read_split(self, root: Path, split_path: Path, options: dict) -> list[VideoRecord]:
+            options.setdefault("num_classes", 3)
+            return [VideoRecord(str(root / name), int(label))
+                    for name, label in (line.split("\t") for line in split_path.read_text().splitlines())]
+
+    (tmp_path / "list.tsv").write_text(f"{videos[0]}\t2\n{videos[1]}\t1\nmissing.mp4\t0\n")
+    dataset = TsvDataset(tmp_path, "list.tsv", BASE, "val")
+    assert [r.label for r in dataset.records] == [2, 1] and dataset.num_classes == 3
+    assert dataset[0]["video"].shape == (3, 8, 42, 42)
+    with pytest.raises(TypeError):
+        TsvDataset(tmp_path, "list.tsv", BASE, "val", False)  # type: ignore[misc]  # check_files is keyword-only
 
 
 # --------------------------------------------------------------------------------------------

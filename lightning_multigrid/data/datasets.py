@@ -1,6 +1,7 @@
 """The annotation formats: one :class:`~.clip_dataset.VideoClipDataset` subclass per format, which
 only parses its files into :class:`~.clip_dataset.VideoRecord` (the base class, in
-:mod:`.clip_dataset`, samples, decodes, augments and recovers from bad files):
+:mod:`.clip_dataset`, samples, decodes, augments and recovers from bad files). The formats read
+from one annotation file share :class:`SplitFileDataset`'s constructor and only parse:
 
 * :class:`CsvVideoDataset`: Kinetics-style ``path label`` / ``path,label`` lines.
 * :class:`FolderVideoDataset`: one subfolder per class (class id = rank of the sorted folder name).
@@ -35,6 +36,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "VideoRecord",
     "VideoClipDataset",
+    "SplitFileDataset",
     "CsvVideoDataset",
     "FolderVideoDataset",
     "SSv2Dataset",
@@ -69,7 +71,50 @@ def _drop_missing(records: list[VideoRecord], source: str) -> list[VideoRecord]:
     return kept
 
 
-class CsvVideoDataset(VideoClipDataset):
+class SplitFileDataset(VideoClipDataset):
+    """A format whose split is one annotation file: the constructor every such format shares.
+
+    Resolves ``split_file`` against ``root``, has :meth:`read_split` parse it into records, drops
+    (and reports) records whose video is missing, and hands the rest to :class:`VideoClipDataset`.
+    A subclass only parses; its own options (SSv2's ``labels_file``, Charades' ``num_classes``)
+    are keyword arguments of its constructor.
+
+    Args:
+        root: directory the video paths (or ids) are relative to.
+        split_file: the annotation file (absolute, or relative to ``root``).
+        base_shape, split: see :class:`VideoClipDataset`.
+        check_files: drop (and report) entries whose video file or frame folder does not exist.
+        **options: passed on to :class:`VideoClipDataset`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split_file: str | os.PathLike,
+        base_shape: ClipShape,
+        split: Split = "train",
+        *,
+        check_files: bool = True,
+        **options: Any,
+    ) -> None:
+        root = Path(root)
+        split_path = _resolve(root, split_file)
+        if not split_path.is_file():
+            raise FileNotFoundError(f"split file {split_path} does not exist")
+        records = self.read_split(root, split_path, options)
+        if not records:
+            raise ValueError(f"{split_path}: no videos listed")
+        if check_files:
+            records = _drop_missing(records, str(split_path))
+        options.setdefault("source", str(split_path))
+        super().__init__(records, base_shape, split, **options)
+
+    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> list[VideoRecord]:
+        """Parse ``split_path`` into records; may set format defaults in ``options`` (classes, sampling)."""
+        raise NotImplementedError
+
+
+class CsvVideoDataset(SplitFileDataset):
     """Kinetics-style list: one ``path label`` per line.
 
     The rule: **the label is the last field** (separated by whitespace, a comma, or both) and must
@@ -81,28 +126,10 @@ class CsvVideoDataset(VideoClipDataset):
     ``classes.txt`` beside ``split_file`` or in ``root`` (one name per line) gives the class names
     and count.
 
-    Args:
-        root: directory the video paths are relative to.
-        split_file: the list file (absolute, or relative to ``root``).
-        base_shape, split: see :class:`VideoClipDataset`.
-        check_files: drop (and report) lines whose video file does not exist.
-        **options: passed on to :class:`VideoClipDataset`.
+    Args: see :class:`SplitFileDataset` (``split_file`` is the list file).
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        split_file: str | os.PathLike,
-        base_shape: ClipShape,
-        split: Split = "train",
-        check_files: bool = True,
-        **options: Any,
-    ) -> None:
-        root = Path(root)
-        split_path = _resolve(root, split_file)
-        records = self.parse(root, split_path)
-        if check_files:
-            records = _drop_missing(records, str(split_path))
+    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> list[VideoRecord]:
         if "classes" not in options:
             for candidate in (split_path.parent / "classes.txt", root / "classes.txt"):
                 if candidate.is_file():
@@ -110,14 +137,6 @@ class CsvVideoDataset(VideoClipDataset):
                     break
         if options.get("classes") is not None and options.get("num_classes") is None:
             options["num_classes"] = len(options["classes"])
-        options.setdefault("source", str(split_path))
-        super().__init__(records, base_shape, split, **options)
-
-    @staticmethod
-    def parse(root: Path, split_path: Path) -> list[VideoRecord]:
-        """Read the list file into records (paths resolved against ``root``)."""
-        if not split_path.is_file():
-            raise FileNotFoundError(f"split file {split_path} does not exist")
         records: list[VideoRecord] = []
         first = True
         for lineno, raw in enumerate(split_path.read_text().splitlines(), start=1):
@@ -140,8 +159,6 @@ class CsvVideoDataset(VideoClipDataset):
             if label_id < 0:
                 raise ValueError(f"{where}: label {label_id} is negative")
             records.append(VideoRecord(str(_resolve(root, path)), label_id))
-        if not records:
-            raise ValueError(f"{split_path}: no videos listed")
         return records
 
 
@@ -189,7 +206,7 @@ class FolderVideoDataset(VideoClipDataset):
 _BRACKETS = re.compile(r"[\[\]]")
 
 
-class SSv2Dataset(VideoClipDataset):
+class SSv2Dataset(SplitFileDataset):
     """Something-Something v2: ``<root>/<id>.webm`` (or ``.mp4``) with the official JSON files.
 
     Labels come from the labels JSON (``{"template name": "id"}``) by the split entry's
@@ -197,31 +214,21 @@ class SSv2Dataset(VideoClipDataset):
     horizontal flipping is off by default (several classes are left/right specific).
 
     Args:
-        root: the video directory.
-        split_file: split JSON, a list of ``{"id": ..., "template": ...}`` (absolute or relative
-            to ``root``).
-        base_shape, split: see :class:`VideoClipDataset`.
+        *args: ``root`` (the video directory), ``split_file`` (split JSON, a list of
+            ``{"id": ..., "template": ...}``), ``base_shape``, ``split``: see :class:`SplitFileDataset`.
         labels_file: labels JSON; default ``labels.json`` or
             ``something-something-v2-labels.json`` beside ``split_file``.
-        check_files: drop (and report) entries without a video file.
-        **options: passed on to :class:`VideoClipDataset`.
+        **options: ``check_files`` and the :class:`VideoClipDataset` options.
     """
 
     default_random_flip = False  # "pushing something left" flipped is "pushing something right"
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        split_file: str | os.PathLike,
-        base_shape: ClipShape,
-        split: Split = "train",
-        labels_file: str | os.PathLike | None = None,
-        check_files: bool = True,
-        **options: Any,
-    ) -> None:
-        root = Path(root)
-        split_path = _resolve(root, split_file)
-        labels_path = self._labels_path(root, split_path, labels_file)
+    def __init__(self, *args: Any, labels_file: str | os.PathLike | None = None, **options: Any) -> None:
+        self.labels_file = labels_file  # read by read_split, which the base constructor calls
+        super().__init__(*args, **options)
+
+    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> list[VideoRecord]:
+        labels_path = self._labels_path(root, split_path, self.labels_file)
         classes_by_name = self._read_json(labels_path, dict)
         try:
             label_of = {name: int(i) for name, i in classes_by_name.items()}
@@ -241,14 +248,10 @@ class SSv2Dataset(VideoClipDataset):
             if template not in label_of:
                 raise ValueError(f"{split_path}: entry {n}: template {template!r} not in {labels_path}")
             records.append(VideoRecord(str(self._video_path(root, str(entry["id"]))), label_of[template]))
-        if not records:
-            raise ValueError(f"{split_path}: no videos listed")
-        if check_files:
-            records = _drop_missing(records, str(split_path))
         options.setdefault("sampling", "segment")
         options.setdefault("num_classes", len(label_of))
-        options.setdefault("source", str(split_path))
-        super().__init__(records, base_shape, split, classes=classes, **options)
+        options.setdefault("classes", classes)
+        return records
 
     @staticmethod
     def _labels_path(root: Path, split_path: Path, labels_file: str | os.PathLike | None) -> Path:
@@ -281,35 +284,23 @@ class SSv2Dataset(VideoClipDataset):
         return root / f"{video_id}.webm"
 
 
-class CharadesDataset(VideoClipDataset):
+class CharadesDataset(SplitFileDataset):
     """Charades-style multi-label CSV: columns ``id`` and ``actions`` ("c092 11.90 21.20;c147 0.00 12.60").
 
     Targets are multi-hot over ``num_classes`` (157 for Charades) from every action of the video;
-    videos are ``<root>/<id>.mp4``.
+    videos are ``<root>/<id>.mp4`` or frame folders ``<root>/<id>/``.
 
     Args:
-        root: the video directory.
-        split_file: the CSV (absolute or relative to ``root``).
-        base_shape, split: see :class:`VideoClipDataset`.
+        *args: ``root`` (the video directory), ``split_file`` (the CSV), ``base_shape``, ``split``:
+            see :class:`SplitFileDataset`.
         num_classes: size of the multi-hot target.
-        check_files: drop (and report) rows without a video file.
-        **options: passed on to :class:`VideoClipDataset`.
+        **options: ``check_files`` and the :class:`VideoClipDataset` options.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        split_file: str | os.PathLike,
-        base_shape: ClipShape,
-        split: Split = "train",
-        num_classes: int = 157,
-        check_files: bool = True,
-        **options: Any,
-    ) -> None:
-        root = Path(root)
-        split_path = _resolve(root, split_file)
-        if not split_path.is_file():
-            raise FileNotFoundError(f"split file {split_path} does not exist")
+    def __init__(self, *args: Any, num_classes: int = 157, **options: Any) -> None:
+        super().__init__(*args, num_classes=num_classes, multi_label=True, **options)
+
+    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> list[VideoRecord]:
         records = []
         with split_path.open(newline="") as handle:
             reader = csv.DictReader(handle)
@@ -320,12 +311,7 @@ class CharadesDataset(VideoClipDataset):
                 # Charades is distributed as videos and as frame folders (<root>/<id>/<id>-000001.jpg).
                 folder = root / row["id"]
                 records.append(VideoRecord(str(folder if folder.is_dir() else root / f"{row['id']}.mp4"), ids))
-        if not records:
-            raise ValueError(f"{split_path}: no videos listed")
-        if check_files:
-            records = _drop_missing(records, str(split_path))
-        options.setdefault("source", str(split_path))
-        super().__init__(records, base_shape, split, num_classes=num_classes, multi_label=True, **options)
+        return records
 
     @staticmethod
     def parse_actions(text: str, where: str = "actions") -> tuple[int, ...]:
