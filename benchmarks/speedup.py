@@ -420,7 +420,7 @@ class BaselineSchedule(pl.Callback):
     def __init__(self, recipe: BaseRecipe, warmup_epochs: float = 0.0, eval_epochs: Sequence[int] | None = None) -> None:
         self.schedule = MultigridSchedule(recipe)
         # The callback's warmup_start_factor default, so both runs warm up alike.
-        self.lr = LrPolicy("step", warmup_epochs, 0.1)
+        self.lr = LrPolicy("step", warmup_epochs, LrPolicy.warmup_start_factor)
         self.eval_epochs = set(eval_epochs) if eval_epochs is not None else None
         self._base_lrs: list[list[float]] = []
 

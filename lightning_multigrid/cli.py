@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from lightning_multigrid.cli_parser import OneLineErrorParser
+from lightning_multigrid.lr import LrPolicy
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
 from lightning_multigrid.validation import validate_stages
 
@@ -59,6 +60,12 @@ def _schedule_parser() -> argparse.ArgumentParser:
                    help="the two short-cycle crop factors (default: 0.5 0.7071)")
     p.add_argument("--jitter-scales", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="baseline short-side rescale range (default: S0*8/7, S0*10/7)")
+    # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
+    p.add_argument("--lr-policy", choices=("step", "cosine", "none"), default=LrPolicy.name,
+                   help="the callback's lr_policy ('none': the module sets the LR; no LR column)")
+    p.add_argument("--warmup-epochs", type=float, default=LrPolicy.warmup_epochs)
+    p.add_argument("--warmup-start-factor", type=float, default=LrPolicy.warmup_start_factor)
+    p.add_argument("--cosine-end-factor", type=float, default=LrPolicy.cosine_end_factor)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="also write a PNG plot")
     return p
@@ -92,23 +99,23 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
                    if (value := getattr(args, name)) is not None},
             )
         )
+        lr = None if args.lr_policy == "none" else LrPolicy(
+            args.lr_policy, args.warmup_epochs, args.warmup_start_factor, args.cosine_end_factor)
         # The callback's own stage checks (batch vs devices, BN splits, data size); its warnings
         # (plain-BN fallbacks) are the table's footnotes.
         validate_stages(schedule, args.devices, args.num_samples)
+        from lightning_multigrid import schedule_report
+
         path = None
         if args.plot:  # first, so an unwritable path fails before anything is printed
-            from lightning_multigrid.schedule_report import plot_schedule
-
             try:
-                path = plot_schedule(schedule, args.plot, args.devices, args.num_samples)
+                path = schedule_report.plot_schedule(schedule, args.plot, args.devices, args.num_samples, lr)
             except OSError as err:
                 parser.error(f"--plot {args.plot}: {err.strerror or err}")
         if args.json:
-            print(json.dumps(schedule.to_dict(args.num_samples, args.devices)))
+            print(json.dumps(schedule_report.schedule_json(schedule, args.num_samples, args.devices, lr)))
         else:
-            from lightning_multigrid.schedule_report import format_schedule_table
-
-            print(format_schedule_table(schedule, args.devices, args.num_samples))
+            print(schedule_report.format_schedule_table(schedule, args.devices, args.num_samples, lr))
             if path is not None:
                 print(f"plot written to {path}")
     except ValueError as err:

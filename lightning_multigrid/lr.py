@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from lightning_multigrid.schedule import MultigridSchedule
 
-__all__ = ["LrPolicy", "read_base_lrs", "apply_lr_factor"]
+__all__ = ["LrPolicy", "REFERENCE_LR", "read_base_lrs", "apply_lr_factor"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class LrPolicy:
         progress = min(max(epoch / schedule.max_epochs, 0.0), 1.0)
         end = self.cosine_end_factor
         return stage.batch_factor * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+#: The reference's rule (step, no warmup), the default wherever a policy is optional.
+REFERENCE_LR = LrPolicy()
 
 
 def read_base_lrs(optimizers: Sequence[Any]) -> list[list[float]]:

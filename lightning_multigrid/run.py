@@ -177,7 +177,8 @@ class MultigridRun:
 
             rank_zero_info(
                 f"MultigridCallback: baseline {s.recipe.max_epochs} epochs -> multigrid {s.max_epochs} epochs "
-                f"on {self.world_size} device(s)\n" + format_schedule_table(s, self.world_size, len(dataset))
+                f"on {self.world_size} device(s)\n" + format_schedule_table(
+                    s, self.world_size, len(dataset), settings.lr if settings.owns_lr else None)
             )
 
     # -- loaders ---------------------------------------------------------------------------------

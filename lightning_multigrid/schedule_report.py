@@ -6,23 +6,53 @@ Pure Python apart from the optional plot (matplotlib, imported lazily).
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from lightning_multigrid.lr import REFERENCE_LR, LrPolicy
 from lightning_multigrid.schedule import MultigridSchedule, Stage
 
-__all__ = ["format_schedule_table", "plot_schedule", "stage_lr_text"]
+__all__ = ["format_schedule_table", "plot_schedule", "schedule_json", "stage_lr_values", "stage_lr_text"]
+
+#: LR readings an epoch in the plot.
+_LR_POINTS_PER_EPOCH = 4
+#: How close to a stage's end its last LR is read (the LR just before the next stage starts).
+_JUST_BEFORE = 1e-9
 
 
-def stage_lr_text(schedule: MultigridSchedule, stage: Stage) -> str:
-    """Relative LR(s) within a stage, e.g. ``'8'`` or ``'0.01 -> 0.001'`` for the fine-tuning split."""
-    factors = [schedule.lr_factor(stage.start_epoch)] + [
-        f for m, f in zip(schedule.lr_milestones, schedule.lr_factors) if stage.start_epoch < m < stage.end_epoch
-    ]
-    return " -> ".join(f"{f:.4g}" for f in factors)
+def stage_lr_values(schedule: MultigridSchedule, stage: Stage, lr: LrPolicy = REFERENCE_LR) -> list[float]:
+    """The relative LR where a stage starts, at each step or warmup end inside it and just before it ends.
+
+    Consecutive equal values are kept once: a step-policy stage is one value (``[8.0]``), the
+    fine-tuning split two (``[0.01, 0.001]``), a cosine or warming-up stage its first and last.
+    """
+    points: list[float] = [stage.start_epoch]
+    if lr.name == "step":  # the step rule changes only there
+        points += [m for m in schedule.lr_milestones if stage.start_epoch < m < stage.end_epoch]
+    if stage.start_epoch < lr.warmup_epochs < stage.end_epoch:
+        points.append(lr.warmup_epochs)
+    points = sorted(points) + [stage.end_epoch - _JUST_BEFORE]
+    values: list[float] = []
+    for factor in (float(f"{lr.factor(schedule, e):.12g}") for e in points):
+        if not values or f"{factor:.4g}" != f"{values[-1]:.4g}":
+            values.append(factor)
+    return values
 
 
-def format_schedule_table(schedule: MultigridSchedule, world_size: int = 1, num_samples: int | None = None) -> str:
-    """A fixed-width table of every stage plus the theoretical speed-up."""
+def stage_lr_text(schedule: MultigridSchedule, stage: Stage, lr: LrPolicy | None = REFERENCE_LR) -> str:
+    """Relative LR(s) within a stage, e.g. ``'8'`` or ``'0.01 -> 0.001'``; ``'-'`` when the LR is not set."""
+    if lr is None:
+        return "-"
+    return " -> ".join(f"{f:.4g}" for f in stage_lr_values(schedule, stage, lr))
+
+
+def format_schedule_table(
+    schedule: MultigridSchedule, world_size: int = 1, num_samples: int | None = None, lr: LrPolicy | None = REFERENCE_LR
+) -> str:
+    """A fixed-width table of every stage plus the theoretical speed-up.
+
+    ``lr`` is the policy whose relative LR the last column shows (``None``: the module sets the LR).
+    """
     r = schedule.recipe
     header = (
         "epochs", "LR stage", "T", "S", "batch", "per-dev", "short cycle (crop x batch)",
@@ -48,7 +78,7 @@ def format_schedule_table(schedule: MultigridSchedule, world_size: int = 1, num_
                 short,
                 bn + ("*" if plan.reason else ""),
                 f"{lo}-{hi}" if hi > lo else str(lo),
-                stage_lr_text(schedule, stage),
+                stage_lr_text(schedule, stage, lr),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -59,7 +89,8 @@ def format_schedule_table(schedule: MultigridSchedule, world_size: int = 1, num_
     footer = [
         "",
         baseline,
-        f"multigrid ({cycles}): {schedule.max_epochs} epochs, LR milestones {schedule.lr_milestones}",
+        f"multigrid ({cycles}): {schedule.max_epochs} epochs, LR milestones {schedule.lr_milestones}"
+        + _policy_text(lr),
         f"theoretical speed-up: {schedule.theoretical_speedup(num_samples, world_size):.2f}x"
         + (f" (for {num_samples} clips on {world_size} devices)" if num_samples else " (iterations, large-dataset limit)"),
     ]
@@ -71,14 +102,45 @@ def format_schedule_table(schedule: MultigridSchedule, world_size: int = 1, num_
     return "\n".join(lines + footer)
 
 
+def schedule_json(
+    schedule: MultigridSchedule, num_samples: int | None = None, world_size: int = 1, lr: LrPolicy | None = REFERENCE_LR
+) -> dict:
+    """The ``schedule --json`` object: :meth:`MultigridSchedule.to_dict`, plus the LR policy and
+    each stage's ``relative_lr`` (:func:`stage_lr_values`) when the callback sets the LR."""
+    summary = schedule.to_dict(num_samples, world_size)
+    summary["lr_policy"] = None if lr is None else asdict(lr)
+    if lr is not None:
+        for entry, stage in zip(summary["stages"], schedule.stages):
+            entry["relative_lr"] = stage_lr_values(schedule, stage, lr)
+    return summary
+
+
+def _policy_text(lr: LrPolicy | None) -> str:
+    """The footer's note of a policy other than the reference's plain step rule."""
+    if lr is None:
+        return " (LR left to the module)"
+    notes = [] if lr.name == "step" else [f"cosine to {lr.cosine_end_factor:g}"]
+    if lr.warmup_epochs:
+        notes.append(f"warmup {lr.warmup_epochs:g} epochs from {lr.warmup_start_factor:g}")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def plot_schedule(
-    schedule: MultigridSchedule, path: str | Path, world_size: int = 1, num_samples: int | None = None
+    schedule: MultigridSchedule,
+    path: str | Path,
+    world_size: int = 1,
+    num_samples: int | None = None,
+    lr: LrPolicy | None = REFERENCE_LR,
 ) -> Path:
     """Write a PNG with T, S, global batch and relative LR against epoch, baseline beside multigrid.
 
     Every epoch is drawn, the last ones included (a step plot needs the end of the last epoch), and
-    the title's speed-up is the table's (same ``world_size`` and ``num_samples``).
+    the title's speed-up is the table's (same ``world_size`` and ``num_samples``). Both LR curves
+    follow ``lr``, the baseline's over its own epochs (as the benchmark's baseline run does), read
+    ``_LR_POINTS_PER_EPOCH`` times an epoch so that warmup and cosine show their shape (``None``:
+    the module sets the LR; the reference's step rule is drawn).
     """
+    lr = lr or REFERENCE_LR
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,12 +149,11 @@ def plot_schedule(
     r = schedule.recipe
     mg_epochs = list(range(schedule.max_epochs))
     base_epochs = list(range(r.max_epochs))
-    base_lr = [r.gamma ** (sum(1 for s in r.steps if s <= e) - 1) for e in base_epochs]
+    baseline = MultigridSchedule(replace(r, long_cycle=False, short_cycle=False))
     series: dict[str, tuple[list[float], list[float]]] = {
         "frames T": ([float(schedule.stage_at(e).num_frames) for e in mg_epochs], [float(r.num_frames)] * r.max_epochs),
         "crop S (base)": ([schedule.stage_at(e).crop_size for e in mg_epochs], [r.crop_size] * r.max_epochs),
         "global batch": ([schedule.global_batch_size(e) for e in mg_epochs], [r.batch_size] * r.max_epochs),
-        "relative LR": ([schedule.lr_factor(e) for e in mg_epochs], base_lr),
     }
     fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
     for ax, (name, (mg, base)) in zip(axes, series.items()):
@@ -100,9 +161,15 @@ def plot_schedule(
         ax.step(mg_epochs + [schedule.max_epochs], mg + mg[-1:], where="post", label="multigrid")
         ax.step(base_epochs + [r.max_epochs], base + base[-1:], where="post", label="baseline", linestyle="--")
         ax.set_ylabel(name)
-        if name == "relative LR":
-            ax.set_yscale("log")
         ax.grid(alpha=0.3)
+    ax = axes[-1]
+    for run, label, style in ((schedule, "multigrid", "-"), (baseline, "baseline", "--")):
+        epochs = [k / _LR_POINTS_PER_EPOCH for k in range(run.max_epochs * _LR_POINTS_PER_EPOCH)]
+        factors = [lr.factor(run, e) for e in epochs]
+        ax.step(epochs + [run.max_epochs], factors + factors[-1:], where="post", label=label, linestyle=style)
+    ax.set_ylabel("relative LR")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
     axes[-1].set_xlabel("epoch")
     axes[-1].set_xlim(0, max(schedule.max_epochs, r.max_epochs))
     speedup = schedule.theoretical_speedup(num_samples, world_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,32 @@ def test_schedule_command_takes_custom_long_cycle_factors():
         capture_output=True, text=True,
     )
     assert bad.returncode == 2 and "T_FACTOR,S_FACTOR" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_schedule_command_previews_the_callbacks_lr_settings():
+    """The LR column and JSON follow --lr-policy/--warmup-*/--cosine-end-factor, as the callback would."""
+    step = json.loads(run(*K400_ARGS, "--json").stdout)
+    # The step rule: the spec's factors, one per stage, the fine-tuning split's two in its stage.
+    assert [s["relative_lr"] for s in step["stages"]] == [
+        [8], [4], [2], [1], [0.8], [0.4], [0.2], [0.1], [0.08], [0.04], [0.02], [0.01], [0.01, 0.001]]
+    assert step["lr_policy"] == {"name": "step", "warmup_epochs": 0.0, "warmup_start_factor": 0.1,
+                                 "cosine_end_factor": 0.0}
+
+    cos = json.loads(run(*K400_ARGS, "--lr-policy", "cosine", "--warmup-epochs", "5", "--warmup-start-factor", "0.2",
+                         "--cosine-end-factor", "0.01", "--json").stdout)
+    first, last = cos["stages"][0]["relative_lr"], cos["stages"][-1]["relative_lr"]
+    # By hand: warmup from 0.2 to the cosine's value at epoch 5 of 358 times the batch factor 8,
+    # then the cosine at the end of the first stage (epoch 73); the run ends at 1 x 0.01.
+    at = lambda epoch, b: b * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * epoch / 358)))  # noqa: E731
+    assert first == pytest.approx([0.2, at(5, 8), at(73, 8)], rel=1e-6)
+    assert last == pytest.approx([at(329, 1), 0.01], rel=1e-6)
+    table = run(*K400_ARGS, "--lr-policy", "cosine", "--warmup-epochs", "5").stdout
+    assert "0.1 -> 7.996 -> 7.207" in table and "(cosine to 0, warmup 5 epochs from 0.1)" in table
+
+    none = run(*K400_ARGS, "--lr-policy", "none")
+    assert none.returncode == 0 and "(LR left to the module)" in none.stdout
+    assert all(line.rstrip().endswith("-") for line in none.stdout.splitlines()[2:15])  # the LR column
+    assert json.loads(run(*K400_ARGS, "--lr-policy", "none", "--json").stdout)["lr_policy"] is None
 
 
 def test_plot_to_an_unwritable_path_is_one_line_and_prints_nothing_else(tmp_path):
