@@ -85,3 +85,67 @@ def test_readme_make_and_pip_lines_name_what_exists():
     for line in pip_lines:
         for extra in re.findall(r"\[(\w+)\]", line):
             assert extra in extras, f"{line!r}: the package has no extra {extra!r}"
+
+
+# -- the README's argument table is MultigridCallback's signature ------------------------------------
+#: Callback arguments that shape only the run, not the schedule: the `schedule` command has no flag for
+#: them (baseline_epochs is its --max-epochs; long_cycle/short_cycle are --no-long-cycle/--no-short-cycle).
+RUN_ONLY = {"precise_bn_batches", "precise_bn_budget", "follow_eval_schedule", "baseline_epochs", "seed",
+            "precise_bn_forward", "probe_shapes", "log_schedule"}
+
+
+def _argument_table() -> dict[str, str]:
+    section = README_TEXT.split("## MultigridCallback arguments", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, str] = {}
+    for row in re.findall(r"^\| (`.*?) \| (.*?) \|", section, flags=re.M):
+        names = re.findall(r"`(\w+)`", row[0])
+        defaults = row[1].split(", ") if len(names) > 1 else [row[1]]
+        if len(defaults) != len(names):  # one default for all the row's names
+            defaults = [row[1]] * len(names)
+        for name, default in zip(names, defaults):
+            assert name not in table, f"{name} is in the README's argument table twice"
+            table[name] = default
+    return table
+
+
+def _literal(text: str):
+    """A README default as a value: `"step"`, 0.1, True, 1/√2, (1/4, 1/√2), ...; None when it is prose."""
+    try:
+        return eval(text.strip("`").replace("√2", "2 ** 0.5"), {})  # noqa: S307 - the README's own cells
+    except (SyntaxError, NameError, TypeError):
+        return None
+
+
+def test_readme_argument_table_is_the_callbacks_signature():
+    import inspect
+
+    from lightning_multigrid import MultigridCallback
+
+    params = {name: p for name, p in inspect.signature(MultigridCallback.__init__).parameters.items() if name != "self"}
+    table = _argument_table()
+    assert list(table) == list(params), "the README's table lists MultigridCallback's arguments in order"
+    for name, shown in table.items():
+        default = params[name].default
+        if default is inspect.Parameter.empty:
+            assert shown == "required", name
+        elif default is None:  # derived at run time: the table says from what
+            assert _literal(shown) is None, f"{name}: the README gives {shown!r} for a default that is derived"
+        elif isinstance(default, (str, bool)):
+            assert _literal(shown) == default, f"{name}: README {shown!r}, signature {default!r}"
+        else:  # numbers, and the cycle factors ("(1/4, 1/√2), ..." is a tuple of pairs)
+            flat = lambda v: [float(x) for x in re.findall(r"[-\d.e]+", repr(v))]  # noqa: E731
+            assert flat(_literal(shown)) == pytest.approx(flat(default), rel=1e-4), \
+                f"{name}: README {shown!r}, signature {default!r}"
+
+
+def test_schedule_command_takes_every_schedule_setting_of_the_callback():
+    import inspect
+
+    from lightning_multigrid import MultigridCallback
+    from lightning_multigrid.cli import _schedule_parser
+
+    flags = {option for action in _schedule_parser()._actions for option in action.option_strings}
+    params = set(inspect.signature(MultigridCallback.__init__).parameters) - {"self"} - RUN_ONLY
+    renamed = {"long_cycle": "--no-long-cycle", "short_cycle": "--no-short-cycle"}
+    missing = {p for p in params if renamed.get(p, "--" + p.replace("_", "-")) not in flags}
+    assert not missing, f"`lightning-multigrid schedule` has no flag for {sorted(missing)}"
