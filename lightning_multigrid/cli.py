@@ -129,10 +129,11 @@ def _make_synthetic_main(argv: Sequence[str]) -> int:
     return make_synthetic_main(list(argv))
 
 
-def _lightning_cli_main(argv: Sequence[str]) -> int:
+def _lightning_cli_main(argv: Sequence[str] | None) -> int:
+    """``None``: the command line itself, which LightningCLI reads (given it as ``args``, it warns)."""
     from lightning_multigrid.lightning_cli import run_cli
 
-    run_cli(list(argv))
+    run_cli(argv)
     return 0
 
 
@@ -173,13 +174,14 @@ _SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_mai
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``lightning-multigrid <subcommand> ...``."""
+    command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _SUBCOMMANDS:
         return _SUBCOMMANDS[argv[0]](argv[1:])
     if argv and argv[0] in ("-h", "--help") or not argv:
         print(__doc__.strip())
         return 0 if argv else 2
-    return _lightning_cli_main(argv)
+    return _lightning_cli_main(None if command_line else argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

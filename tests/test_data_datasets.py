@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import pickle
+import typing
 from pathlib import Path
 
 import pytest
@@ -461,11 +462,23 @@ def test_invalid_options_are_named(synthetic_root: Path) -> None:
 
 
 def test_one_registry_of_formats_and_their_flip_rule(synthetic_root: Path) -> None:
-    from lightning_multigrid.data import DATASET_FORMATS, VideoDataModule, dataset_format
+    import lightning_multigrid.data.datasets
+    from lightning_multigrid.data import (
+        DATASET_FORMATS,
+        DatasetFormat,
+        VideoDataModule,
+        dataset_format,
+    )
     from lightning_multigrid.data.prepare_layout import DEFAULT_SPLITS
 
     assert list(DATASET_FORMATS) == ["csv", "folder", "ssv2", "charades"]
     assert set(DEFAULT_SPLITS) == set(DATASET_FORMATS)  # prepare knows the layout of every format
+    assert DEFAULT_SPLITS["ssv2"][0] == "something-something-v2-train.json"  # the official file names
+    assert DEFAULT_SPLITS["charades"][:2] == ("Charades_v1_train.csv", "Charades_v1_test.csv")
+    # The type users (and the CLI) see names the same formats, in the same order.
+    assert typing.get_args(DatasetFormat) == tuple(DATASET_FORMATS)
+    hints = typing.get_type_hints(VideoDataModule.__init__, vars(lightning_multigrid.data.datasets))
+    assert hints["format"] == DatasetFormat
     with pytest.raises(ValueError, match="format must be one of csv, folder, ssv2, charades; got 'kinetics'"):
         dataset_format("kinetics")
     with pytest.raises(ValueError, match="format must be one of csv, folder, ssv2, charades"):

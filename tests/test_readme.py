@@ -68,6 +68,7 @@ def test_readme_cli_line_runs(line, tmp_path):
         args.append("--print_config")
     out = subprocess.run([_console_script(), *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "args parameter is intended" not in out.stderr  # the command line reaches LightningCLI as sys.argv
     for flag, value in zip(args, args[1:]):
         if flag.startswith("--") and "." in flag:  # a command-line override reaches the configuration
             assert f"{flag[2:].split('.')[-1]}: {value}" in out.stdout

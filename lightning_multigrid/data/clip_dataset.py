@@ -100,6 +100,9 @@ class VideoClipDataset(Dataset):
     #: Horizontal flip in training unless ``random_flip`` says otherwise (False where left/right
     #: is part of the label, as in Something-Something).
     default_random_flip: bool = True
+    #: The split files (or folders) a dataset of this format conventionally has, which
+    #: ``lightning-multigrid prepare`` converts when no split is named.
+    conventional_splits: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from ..keys import ClipShape
 from ..namespace import lightning_module, save_init_arguments
-from .datasets import Split, VideoClipDataset, build_dataset, dataset_format
+from .datasets import DatasetFormat, Split, VideoClipDataset, build_dataset, dataset_format
 from .decoders import DEFAULT_DECODER, get_decoder
 from .failures import report_skipped_videos
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
@@ -82,7 +82,7 @@ class VideoDataDefinition(_TypingBase):
 
     def __init__(
         self,
-        format: Literal["csv", "folder", "ssv2", "charades"] = "csv",
+        format: DatasetFormat = "csv",
         root: str | None = None,
         train_split: str | None = "train.csv",
         val_split: str | None = "val.csv",

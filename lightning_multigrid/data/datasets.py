@@ -129,6 +129,8 @@ class CsvVideoDataset(SplitFileDataset):
     Args: see :class:`SplitFileDataset` (``split_file`` is the list file).
     """
 
+    conventional_splits = ("train.csv", "val.csv", "test.csv")
+
     def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> list[VideoRecord]:
         if "classes" not in options:
             for candidate in (split_path.parent / "classes.txt", root / "classes.txt"):
@@ -173,6 +175,8 @@ class FolderVideoDataset(VideoClipDataset):
             training split's classes to the other splits so their labels agree.
         **options: passed on to :class:`VideoClipDataset`.
     """
+
+    conventional_splits = ("train", "val", "test")
 
     def __init__(
         self,
@@ -222,6 +226,8 @@ class SSv2Dataset(SplitFileDataset):
     """
 
     default_random_flip = False  # "pushing something left" flipped is "pushing something right"
+    conventional_splits = ("something-something-v2-train.json", "something-something-v2-validation.json",
+                           "train.json", "validation.json")
 
     def __init__(self, *args: Any, labels_file: str | os.PathLike | None = None, **options: Any) -> None:
         self.labels_file = labels_file  # read by read_split, which the base constructor calls
@@ -296,6 +302,8 @@ class CharadesDataset(SplitFileDataset):
         num_classes: size of the multi-hot target.
         **options: ``check_files`` and the :class:`VideoClipDataset` options.
     """
+
+    conventional_splits = ("Charades_v1_train.csv", "Charades_v1_test.csv", "train.csv", "test.csv")
 
     def __init__(self, *args: Any, num_classes: int = 157, **options: Any) -> None:
         super().__init__(*args, num_classes=num_classes, multi_label=True, **options)

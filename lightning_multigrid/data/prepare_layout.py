@@ -16,18 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .datasets import VideoClipDataset, build_dataset, dataset_format
+from .datasets import DATASET_FORMATS, VideoClipDataset, build_dataset, dataset_format
 from .frames import FRAME_READER, META_NAME
 
 __all__ = ["DEFAULT_SPLITS", "frame_folder_of", "load_split", "split_names", "write_split"]
 
 #: Split files used when none are given: the conventional names that exist under SRC.
-DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
-    "csv": ("train.csv", "val.csv", "test.csv"),
-    "folder": ("train", "val", "test"),
-    "ssv2": ("something-something-v2-train.json", "something-something-v2-validation.json", "train.json", "validation.json"),
-    "charades": ("Charades_v1_train.csv", "Charades_v1_test.csv", "train.csv", "test.csv"),
-}
+DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {name: cls.conventional_splits for name, cls in DATASET_FORMATS.items()}
 
 
 # --------------------------------------------------------------------------------------------
