@@ -6,6 +6,7 @@ Pure Python apart from the optional plot (matplotlib, imported lazily).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -147,29 +148,24 @@ def plot_schedule(
     import matplotlib.pyplot as plt
 
     r = schedule.recipe
-    mg_epochs = list(range(schedule.max_epochs))
-    base_epochs = list(range(r.max_epochs))
+    # The baseline is the recipe with both cycles off: one grid, the step rule over its own epochs.
     baseline = MultigridSchedule(replace(r, long_cycle=False, short_cycle=False))
-    series: dict[str, tuple[list[float], list[float]]] = {
-        "frames T": ([float(schedule.stage_at(e).num_frames) for e in mg_epochs], [float(r.num_frames)] * r.max_epochs),
-        "crop S (base)": ([schedule.stage_at(e).crop_size for e in mg_epochs], [r.crop_size] * r.max_epochs),
-        "global batch": ([schedule.global_batch_size(e) for e in mg_epochs], [r.batch_size] * r.max_epochs),
+    panels: dict[str, tuple[int, Callable[[MultigridSchedule, float], float]]] = {  # readings an epoch, value
+        "frames T": (1, lambda run, e: run.stage_at(int(e)).num_frames),
+        "crop S (base)": (1, lambda run, e: run.stage_at(int(e)).crop_size),
+        "global batch": (1, lambda run, e: run.global_batch_size(int(e))),
+        "relative LR": (_LR_POINTS_PER_EPOCH, lr.factor),
     }
-    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
-    for ax, (name, (mg, base)) in zip(axes, series.items()):
-        # One more point at the end of the last epoch, so that the last step is drawn too.
-        ax.step(mg_epochs + [schedule.max_epochs], mg + mg[-1:], where="post", label="multigrid")
-        ax.step(base_epochs + [r.max_epochs], base + base[-1:], where="post", label="baseline", linestyle="--")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 9), sharex=True)
+    for ax, (name, (per_epoch, value)) in zip(axes, panels.items()):
+        for run, label, style in ((schedule, "multigrid", "-"), (baseline, "baseline", "--")):
+            epochs = [k / per_epoch for k in range(run.max_epochs * per_epoch)]
+            values = [value(run, e) for e in epochs]
+            # One more point at the end of the last epoch, so that the last step is drawn too.
+            ax.step(epochs + [run.max_epochs], values + values[-1:], where="post", label=label, linestyle=style)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    ax = axes[-1]
-    for run, label, style in ((schedule, "multigrid", "-"), (baseline, "baseline", "--")):
-        epochs = [k / _LR_POINTS_PER_EPOCH for k in range(run.max_epochs * _LR_POINTS_PER_EPOCH)]
-        factors = [lr.factor(run, e) for e in epochs]
-        ax.step(epochs + [run.max_epochs], factors + factors[-1:], where="post", label=label, linestyle=style)
-    ax.set_ylabel("relative LR")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
+    axes[-1].set_yscale("log")
     axes[-1].set_xlabel("epoch")
     axes[-1].set_xlim(0, max(schedule.max_epochs, r.max_epochs))
     speedup = schedule.theoretical_speedup(num_samples, world_size)
