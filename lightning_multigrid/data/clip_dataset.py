@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -34,8 +35,9 @@ from . import transforms as T
 from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
 from .failures import SkippedVideos
 from .frames import decoder_for
+from .record_index import RecordIndex, VideoRecord
 
-__all__ = ["Split", "VideoRecord", "VideoClipDataset"]
+__all__ = ["DEFAULT_PROBE_CACHE_SIZE", "RecordIndex", "Split", "VideoRecord", "VideoClipDataset"]
 
 # The messages keep the logger name they always had (users filter on it).
 logger = logging.getLogger("lightning_multigrid.data.datasets")
@@ -43,21 +45,17 @@ logger = logging.getLogger("lightning_multigrid.data.datasets")
 Split = Literal["train", "val", "test"]
 #: Replacement candidates are ``(index + k * _REPLACEMENT_STEP) % len``; a prime spreads them out.
 _REPLACEMENT_STEP = 7919
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """One annotated video: its path and a class id (or a tuple of class ids for multi-label)."""
-
-    path: str
-    label: int | tuple[int, ...]
+#: Videos whose probe each process remembers by default (see ``probe_cache_size``).
+DEFAULT_PROBE_CACHE_SIZE = 4096
 
 
 class VideoClipDataset(Dataset):
     """Clips from a list of videos, decoded at the shape each key asks for.
 
     Args:
-        records: the videos and their labels.
+        records: the videos and their labels: a :class:`~.record_index.RecordIndex` (kept as it
+            is), or :class:`VideoRecord` objects (stored as one). :attr:`records` is the index;
+            reading it in forked loader workers copies nothing.
         base_shape: the shape used for a plain integer key (the baseline ``T0``, ``S0``,
             ``(r0, r0)`` stride range and jitter range).
         split: ``"train"`` samples randomly (stride from the shape's ``stride_range``, short side
@@ -89,6 +87,11 @@ class VideoClipDataset(Dataset):
         decoder_threads: threads per decode call (1 inside loader workers).
         cache_probes: remember each video's frame count and size per process (saves one file
             open per clip after the first visit; turn off for a cold-read benchmark).
+        probe_cache_size: how many videos' probes each process remembers, least recently used
+            dropped first (an entry is ~1-3 KiB: frame count, size, keyframe and frame-time
+            tables; the default bounds it near 10 MiB per loader worker). Datasets larger than
+            this re-probe most clips of a shuffled epoch (one demux pass per video file; frame
+            folders read their small metadata file).
         classes: optional class names, kept as :attr:`classes`.
         source: names the annotation file in messages.
         skipped_dir: directory where unreadable videos are recorded, shared by all loader workers
@@ -106,7 +109,7 @@ class VideoClipDataset(Dataset):
 
     def __init__(
         self,
-        records: Sequence[VideoRecord],
+        records: Sequence[VideoRecord] | RecordIndex,
         base_shape: ClipShape,
         split: Split = "train",
         decoder: str | VideoDecoder = DEFAULT_DECODER,
@@ -125,6 +128,7 @@ class VideoClipDataset(Dataset):
         max_retries: int = 5,
         decoder_threads: int = 1,
         cache_probes: bool = True,
+        probe_cache_size: int = DEFAULT_PROBE_CACHE_SIZE,
         classes: Sequence[str] | None = None,
         source: str = "",
         skipped_dir: str | os.PathLike | None = None,
@@ -150,7 +154,7 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"{self.source}: no videos")
         if multi_label and num_classes is None:
             raise ValueError(f"{self.source}: multi-label targets need num_classes")
-        self.records = list(records)
+        self.records = RecordIndex.of(records)
         self.split: Split = split
         self.slowfast_alpha = slowfast_alpha
         self.base_shape = base_shape
@@ -174,9 +178,12 @@ class VideoClipDataset(Dataset):
         self.skipped_videos = SkippedVideos(skipped_dir)
         self.max_retries = max_retries
         self.classes = list(classes) if classes is not None else None
+        if probe_cache_size < 0:
+            raise ValueError(f"{self.source}: probe_cache_size must be >= 0, got {probe_cache_size}")
         self.cache_probes = cache_probes
-        # Per-process state (each loader worker has its own copy).
-        self._info_cache: dict[str, VideoInfo] = {}
+        self.probe_cache_size = probe_cache_size if cache_probes else 0
+        # Per-process state (each loader worker has its own copy), least recently used first.
+        self._info_cache: OrderedDict[str, VideoInfo] = OrderedDict()
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -260,17 +267,17 @@ class VideoClipDataset(Dataset):
             )
 
     def _infer_num_classes(self) -> int:
-        labels = [r.label for r in self.records]
-        flat = [c for lab in labels for c in (lab if isinstance(lab, tuple) else (lab,))]
-        return max(flat, default=-1) + 1
+        values = self.records.label_values
+        return int(values.max()) + 1 if len(values) else 0
 
     def _check_labels(self) -> None:
-        for record in self.records:
-            ids = record.label if isinstance(record.label, tuple) else (record.label,)
-            if any(not 0 <= c < self.num_classes for c in ids):
-                raise ValueError(
-                    f"{self.source}: label {record.label} of {record.path} outside [0, {self.num_classes})"
-                )
+        values = self.records.label_values
+        bad = np.flatnonzero((values < 0) | (values >= self.num_classes))
+        if len(bad):
+            record = self.records[self.records.record_of_label_value(int(bad[0]))]
+            raise ValueError(
+                f"{self.source}: label {record.label} of {record.path} outside [0, {self.num_classes})"
+            )
 
     def _target(self, record: VideoRecord) -> torch.Tensor:
         if self.multi_label:
@@ -284,12 +291,16 @@ class VideoClipDataset(Dataset):
     def probe(self, path: str) -> VideoInfo:
         """The decoder's :class:`~.decoders.VideoInfo` for ``path``, cached per process."""
         info = self._info_cache.get(path)
-        if info is None:
-            info = decoder_for(path, self.decoder).probe(path)
-            if info.num_frames < 1:
-                raise ValueError(f"{path}: video has no frames")
-            if self.cache_probes:
-                self._info_cache[path] = info
+        if info is not None:
+            self._info_cache.move_to_end(path)
+            return info
+        info = decoder_for(path, self.decoder).probe(path)
+        if info.num_frames < 1:
+            raise ValueError(f"{path}: video has no frames")
+        if self.probe_cache_size:
+            self._info_cache[path] = info
+            if len(self._info_cache) > self.probe_cache_size:
+                self._info_cache.popitem(last=False)
         return info
 
     def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:

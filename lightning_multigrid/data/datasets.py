@@ -25,10 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from ..keys import ClipShape
 from .clip_dataset import Split, VideoClipDataset, VideoRecord
 from .frames import find_videos
-from .list_file import parse_list_line
+from .list_file import read_list_file
+from .record_index import RecordIndex, root_prefix
 
 __all__ = [
     "DatasetFormat",
@@ -59,16 +62,18 @@ def _resolve(root: Path, path: str | os.PathLike) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def _drop_missing(records: list[VideoRecord], source: str) -> list[VideoRecord]:
+def _drop_missing(records: RecordIndex, source: str) -> RecordIndex:
     """Report (once, with a count and examples) and drop records whose file does not exist."""
-    kept = [r for r in records if os.path.exists(r.path)]  # a file or a frame folder
-    missing = [r.path for r in records if not os.path.exists(r.path)]
+    exists = np.fromiter(map(os.path.exists, records.paths()), dtype=bool, count=len(records))  # file or frame folder
+    missing = [records.path(i) for i in np.flatnonzero(~exists)[:_REPORT_PATHS].tolist()]
     if missing:
-        examples = ", ".join(missing[:_REPORT_PATHS]) + (", ..." if len(missing) > _REPORT_PATHS else "")
-        if not kept:
-            raise FileNotFoundError(f"{source}: none of the {len(missing)} listed videos exist (e.g. {examples})")
-        logger.warning("%s: %d of %d listed videos are missing and were dropped: %s", source, len(missing), len(records), examples)
-    return kept
+        count = int((~exists).sum())
+        examples = ", ".join(missing) + (", ..." if count > _REPORT_PATHS else "")
+        if not exists.any():
+            raise FileNotFoundError(f"{source}: none of the {count} listed videos exist (e.g. {examples})")
+        logger.warning("%s: %d of %d listed videos are missing and were dropped: %s", source, count, len(records), examples)
+        return records.select(exists)
+    return records
 
 
 class SplitFileDataset(VideoClipDataset):
@@ -101,7 +106,7 @@ class SplitFileDataset(VideoClipDataset):
         split_path = _resolve(root, split_file)
         if not split_path.is_file():
             raise FileNotFoundError(f"split file {split_path} does not exist")
-        records = self.read_split(root, split_path, options)
+        records = RecordIndex.of(self.read_split(root, split_path, options), root_prefix(root))
         if not records:
             raise ValueError(f"{split_path}: no videos listed")
         if check_files:
@@ -109,7 +114,7 @@ class SplitFileDataset(VideoClipDataset):
         options.setdefault("source", str(split_path))
         super().__init__(records, base_shape, split, **options)
 
-    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> list[VideoRecord]:
+    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> Sequence[VideoRecord]:
         """Parse ``split_path`` into records; may set format defaults in ``options`` (classes, sampling)."""
         raise NotImplementedError
 
@@ -131,7 +136,7 @@ class CsvVideoDataset(SplitFileDataset):
 
     conventional_splits = ("train.csv", "val.csv", "test.csv")
 
-    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> list[VideoRecord]:
+    def read_split(self, root: Path, split_path: Path, options: dict[str, Any]) -> RecordIndex:
         if "classes" not in options:
             for candidate in (split_path.parent / "classes.txt", root / "classes.txt"):
                 if candidate.is_file():
@@ -139,29 +144,7 @@ class CsvVideoDataset(SplitFileDataset):
                     break
         if options.get("classes") is not None and options.get("num_classes") is None:
             options["num_classes"] = len(options["classes"])
-        records: list[VideoRecord] = []
-        first = True
-        for lineno, raw in enumerate(split_path.read_text().splitlines(), start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            where = f"{split_path}:{lineno}"
-            path, label = parse_list_line(line, where)
-            try:
-                label_id = int(label)
-            except ValueError:
-                if first:
-                    first = False
-                    continue  # a header such as "path,label"
-                raise ValueError(
-                    f"{where}: label {label!r} is not an integer (the label is the last whitespace- or "
-                    f"comma-separated field; quote a path that ends in such a field), line {line!r}"
-                ) from None
-            first = False
-            if label_id < 0:
-                raise ValueError(f"{where}: label {label_id} is negative")
-            records.append(VideoRecord(str(_resolve(root, path)), label_id))
-        return records
+        return read_list_file(split_path, root)
 
 
 class FolderVideoDataset(VideoClipDataset):
