@@ -59,8 +59,7 @@ _MAX_RUN = 8
 #: Line breaks of ``str.splitlines`` other than ``\n``/``\r\n``, and ``\x1f`` (whitespace to
 #: ``str.strip``): a file holding any of them is read line by line, so numbering and stripping
 #: stay exactly those of the rule.
-_UNUSUAL_ASCII = np.zeros(256, dtype=bool)
-_UNUSUAL_ASCII[[0x0B, 0x0C, 0x1C, 0x1D, 0x1E, 0x1F]] = True
+_UNUSUAL_ASCII = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _UNUSUAL_BYTES = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
 #: UTF-8 forms of the non-ASCII characters ``str.strip`` and the rule's ``\s`` treat as spaces.
 _UNICODE_SPACES = tuple(chr(c).encode() for c in range(0x80, 0x3001) if chr(c).isspace())
@@ -123,7 +122,7 @@ def read_list_file(split_path: Path, root: Path) -> RecordIndex:
     builder = _Builder(prefix)
     unusual = (
         os.sep != "/"
-        or bool(_UNUSUAL_ASCII[np.frombuffer(raw, dtype=np.uint8)].any())
+        or any(b in raw for b in _UNUSUAL_ASCII)
         or (b"\r" in raw and raw.count(b"\r") != raw.count(b"\r\n"))
         or (not ascii_only and any(b in raw for b in _UNUSUAL_BYTES))
     )
@@ -192,15 +191,12 @@ class _Builder:
         return RecordIndex.from_paths(paths, [index.label(i) for i in range(len(index))], "")
 
 
-def _find_all(buf: np.ndarray, chunk: bytes, pattern: bytes) -> np.ndarray:
-    """Start positions of ``pattern`` in ``buf`` (``chunk``'s bytes)."""
-    if pattern not in chunk:
-        return np.zeros(0, dtype=np.int64)
-    size = len(buf) - len(pattern) + 1
-    found = buf[:size] == pattern[0]
-    for k in range(1, len(pattern)):
-        found &= buf[k:size + k] == pattern[k]
-    return np.flatnonzero(found)
+def _odd_components(buf: np.ndarray) -> np.ndarray:
+    """Positions of ``//`` and ``/./`` in ``buf`` (``Path`` would rewrite both)."""
+    slash = buf == ord("/")
+    double = slash[:-1] & slash[1:]
+    dot = slash[:-2] & (buf[1:-1] == ord(".")) & slash[2:]
+    return np.concatenate((np.flatnonzero(double), np.flatnonzero(dot)))
 
 
 def _read_chunk(chunk: bytes, lineno: int, rule: _LineRule, builder: _Builder) -> int:
@@ -257,9 +253,7 @@ def _read_chunk(chunk: bytes, lineno: int, rule: _LineRule, builder: _Builder) -
             unusual[wide] |= np.logical_and.reduce([at(edge + k) == b for k, b in enumerate(space)])
     unusual |= (first == ord(".")) & ((p - s == 1) | (at(s + 1) == ord("/")))
     unusual |= (final == ord(".")) & (p - s >= 2) & (at(p - 2) == ord("/"))
-    for pattern in (b"//", b"/./"):
-        hits = _find_all(buf, chunk, pattern)
-        unusual[np.searchsorted(starts, hits, side="right") - 1] = True
+    unusual[np.searchsorted(starts, _odd_components(buf), side="right") - 1] = True
     unusual &= content
     regular = content & ~unusual
     special = np.flatnonzero(unusual)

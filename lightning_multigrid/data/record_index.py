@@ -182,12 +182,13 @@ class RecordIndex(Sequence[VideoRecord]):
         """``concatenate([values[s:e] for s, e in zip(starts, ends)])`` without a Python loop."""
         lengths = ends - starts
         if len(starts) < 2 or bool(np.all(starts[1:] >= ends[:-1])):
-            # Ranges in order: one byte mask (a bool per value) instead of an int64 position per value.
-            starts, ends = starts[lengths > 0], ends[lengths > 0]  # now each start and end is unique
-            delta = np.zeros(len(values) + 1, dtype=np.int8)
-            delta[starts] += 1
-            delta[ends] -= 1
-            return values[np.cumsum(delta[:-1], dtype=np.int8).view(bool)]
+            # Ranges in order: one byte mask (a bool per value, not an int64 position per value),
+            # alternating runs of skipped and kept values.
+            bounds = np.empty(2 * len(starts) + 2, dtype=np.int64)
+            bounds[0], bounds[1:-1:2], bounds[2:-1:2], bounds[-1] = 0, starts, ends, len(values)
+            keep = np.zeros(len(bounds) - 1, dtype=bool)
+            keep[1::2] = True
+            return values[np.repeat(keep, np.diff(bounds))]
         # Position k of the output reads values[starts[r] + (k - out_start[r])] for its range r.
         step = np.repeat(starts - _offsets(lengths)[:-1], lengths)
         return values[step + np.arange(int(lengths.sum()), dtype=np.int64)]
