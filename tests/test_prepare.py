@@ -193,3 +193,38 @@ def test_ssv2_charades_and_folder_formats(synthetic_root: Path, tmp_path: Path) 
     frames = build_dataset("folder", tmp_path / "folder_frames", None, "train", SHAPE)
     assert frames.classes == sorted(p.name for p in folder.iterdir())
     assert [r.label for r in frames.records] == [frames.classes.index(Path(r.path).parent.name) for r in frames.records]
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    """Every file under ``out`` but the reports, by relative path."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and not p.name.startswith("prepare_report")}
+
+
+def test_shards_merged_equal_one_unsharded_run(source: Path, tmp_path: Path, capsys) -> None:
+    videos = _videos(source)
+    videos[3].write_text("this is not a video\n" * 20)
+    videos[9].unlink()
+    single = tmp_path / "single"
+    whole = prepare_dataset(source, single, PrepareOptions(**QUIET))
+    sharded = tmp_path / "sharded"
+    run = ["prepare", str(source), str(sharded), "--workers", "1"]
+    assert cli_main([*run, "--shard", "0/3"]) == 0  # with progress: named by its shard
+    printed = capsys.readouterr()
+    assert "prepare 0/3" in printed.err and "shard 0/3: prepared" in printed.out
+    assert cli_main([*run, "--shard", "1/3", "--no-progress"]) == 0
+    assert not (sharded / "train.csv").exists()  # split files are the merge's
+    assert cli_main(["prepare", str(source), str(sharded), "--merge"]) == 2
+    assert "shards 2/3 have not reported" in capsys.readouterr().err
+    assert cli_main([*run, "--shard", "2/3", "--no-progress"]) == 0
+    parts = [json.loads((sharded / f"prepare_report.shard-{i}-of-3.json").read_text()) for i in range(3)]
+    assert all(p["videos"] > 0 for p in parts) and sum(p["videos"] for p in parts) == 16  # disjoint, all videos
+    assert cli_main(["prepare", str(source), str(sharded), "--merge"]) == 0
+    assert _tree(sharded) == _tree(single)  # frame folders, metadata and split files, byte for byte
+    merged, alone = json.loads((sharded / REPORT_NAME).read_text()), json.loads((single / REPORT_NAME).read_text())
+    for key in ("videos", "converted", "missing", "frames_written", "bytes_written", "split_files"):
+        assert merged[key] == alone[key], key
+    assert [f["path"] for f in merged["failed"]] == [f["path"] for f in alone["failed"]] == [str(videos[3])]
+    assert merged["shards"] == 3 and whole.converted == 14
+    with pytest.raises(ValueError, match="expected I/N with 0 <= I < N"):
+        prepare_dataset(source, tmp_path / "bad", PrepareOptions(shard="3/3", **QUIET))

@@ -13,6 +13,9 @@ point at the folders, so ``OUT`` is a dataset of the same format (``build_datase
   stops once more than ``max_failure_rate`` of the dataset's videos (and at least ``min_failures``)
   are unreadable, the rule and defaults of training (:mod:`lightning_multigrid.data.failures`).
 * Verification: the folder holds exactly the frames decoded, and every JPEG decodes.
+* Sharded: ``--shard I/N`` converts one of N disjoint parts (one machine each, into one shared
+  OUT or copied together), with its own progress and report; ``--merge`` then writes the split
+  files and the merged report, the same OUT as one run (:mod:`.prepare_shard`).
 
 Frames are stored as decoded (coded orientation: rotation metadata is not applied, as PyAV and
 ``ffmpeg -noautorotate`` return them). JPEG frame folders rather than a short-GOP re-encode: on the
@@ -39,9 +42,11 @@ from .datasets import VideoClipDataset
 from .decoders import resized_size
 from .frame_index import one_swscale_thread
 from .frames import META_NAME, FrameFolderInfo, frame_name
-from .prepare_layout import DEFAULT_SPLITS, frame_folder_of, load_split, split_names, write_split
+from .prepare_layout import DEFAULT_SPLITS, Job, load_split, split_names, video_jobs, write_splits
+from .prepare_shard import Shard, merged_report, shard_reports
+from .progress import Progress
 
-__all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "prepare_dataset", "prepare_main"]
+__all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "merge_shards", "prepare_dataset", "prepare_main"]
 
 REPORT_NAME = "prepare_report.json"
 OPTIONS_NAME = "prepare_options.json"
@@ -63,6 +68,7 @@ class PrepareOptions:
     max_failure_rate: float = _DATASET_DEFAULTS["max_failure_rate"].default
     min_failures: int = _DATASET_DEFAULTS["min_failures"].default
     progress: bool = True
+    shard: str | None = None  # "I/N": convert only this part (see .prepare_shard)
 
 
 @dataclass
@@ -79,12 +85,6 @@ class PrepareSummary:
     video_seconds: float = 0.0
     seconds: float = 0.0
     split_files: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Job:
-    source: str
-    target: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def _verify(folder: Path, meta: dict[str, Any]) -> None:
             image.load()
 
 
-def _worker(job: _Job, short_side: int | None, quality: int) -> tuple[_Job, dict[str, Any] | None, str]:
+def _worker(job: Job, short_side: int | None, quality: int) -> tuple[Job, dict[str, Any] | None, str]:
     try:
         return job, convert_video(job.source, job.target, short_side, quality), ""
     except Exception as exc:  # noqa: BLE001 - reported per video; the run goes on
@@ -173,6 +173,7 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
         raise ValueError(f"quality: must be in [1, 100], got {options.quality}")
     if options.short_side is not None and options.short_side < 2:
         raise ValueError(f"short_side: must be >= 2, got {options.short_side}")
+    shard = Shard.parse(options.shard) if options.shard else None
     src_path, out_path = Path(src), Path(out)
     if not src_path.is_dir():
         raise FileNotFoundError(f"SRC {src_path} is not a directory")
@@ -181,19 +182,12 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
     datasets = {split: load_split(options.format, src_path, split, options.labels_file)
                 for split in split_names(options.format, src_path, options.splits)}
     summary = PrepareSummary()
-    jobs: dict[str, _Job] = {}
-    owners: dict[str, str] = {}  # target folder -> source video
-    for dataset in datasets.values():
-        for record in dataset.records:
-            if record.path in jobs:
-                continue  # listed by several splits
-            target = str(frame_folder_of(src_path, out_path, record.path))
-            if owners.setdefault(target, record.path) != record.path:
-                raise ValueError(f"{owners[target]} and {record.path} would both become {target}; rename one")
-            jobs[record.path] = _Job(record.path, target)
+    jobs = video_jobs(datasets, src_path, out_path)
+    if shard is not None:
+        jobs = {source: job for source, job in jobs.items() if shard.owns(Path(job.target).relative_to(out_path).as_posix())}
     _check_settings(out_path, options)  # after the splits parsed: a typo must not pin the settings
     summary.videos = len(jobs)
-    _remove_stale_temps(out_path)
+    _remove_stale_temps(out_path, None if shard is None else {job.target for job in jobs.values()})
     todo = []
     for job in jobs.values():
         if (Path(job.target) / META_NAME).is_file():
@@ -204,15 +198,38 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
         else:
             todo.append(job)
     try:
-        _run(todo, options, summary)
+        _run(todo, options, summary, f"prepare {shard}" if shard else "prepare")
     finally:
-        done = {j.source for j in jobs.values() if (Path(j.target) / META_NAME).is_file()}
-        for split, dataset in datasets.items():
-            files = write_split(options.format, src_path, out_path, split, dataset, done.__contains__, options.labels_file)
-            summary.split_files.extend(str(f.relative_to(out_path)) for f in files if str(f.relative_to(out_path)) not in summary.split_files)
+        if shard is None:  # shards leave the split files to the merge
+            summary.split_files = write_splits(options.format, datasets, jobs, src_path, out_path, options.labels_file)
         summary.seconds = time.perf_counter() - started
         report = {**asdict(summary), "options": asdict(options), "bytes_per_video_hour": bytes_per_hour(summary)}
-        (out_path / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+        (out_path / (REPORT_NAME if shard is None else shard.report_name)).write_text(json.dumps(report, indent=2) + "\n")
+    return summary
+
+
+def merge_shards(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions | None = None) -> PrepareSummary:
+    """After every ``prepare --shard I/N`` run into ``out``: write the split files and
+    ``prepare_report.json`` (the shards' totals), as one unsharded run would have.
+
+    Raises:
+        ValueError, FileNotFoundError: a shard has not reported, reports of different ``N``, other settings.
+    """
+    options = options or PrepareOptions()
+    src_path, out_path = Path(src), Path(out)
+    reports = shard_reports(out_path)
+    datasets = {split: load_split(options.format, src_path, split, options.labels_file)
+                for split in split_names(options.format, src_path, options.splits)}
+    settings = json.loads((out_path / OPTIONS_NAME).read_text()) if (out_path / OPTIONS_NAME).is_file() else {}
+    if settings.get("format", options.format) != options.format:
+        raise ValueError(f"{out_path} was prepared as format {settings['format']!r}; --merge got --format {options.format}")
+    totals = merged_report(reports)
+    summary = PrepareSummary(**{k: v for k, v in totals.items() if k != "shard_seconds"}, seconds=max(totals["shard_seconds"]))
+    summary.split_files = write_splits(options.format, datasets, video_jobs(datasets, src_path, out_path), src_path,
+                                       out_path, options.labels_file)
+    report = {**asdict(summary), "options": {**asdict(options), **settings}, "bytes_per_video_hour": bytes_per_hour(summary),
+              "shards": len(reports), "shard_seconds": totals["shard_seconds"]}
+    (out_path / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
     return summary
 
 
@@ -228,19 +245,23 @@ def _check_settings(out: Path, options: PrepareOptions) -> None:
         previous = json.loads(path.read_text())
         if previous != settings:
             raise ValueError(f"{out} was prepared with {previous}; this run asks for {settings}: use another OUT")
-    else:
-        path.write_text(json.dumps(settings) + "\n")
+    else:  # written whole or not at all: shards may start at the same time
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(settings) + "\n")
+        os.replace(temporary, path)
 
 
-def _remove_stale_temps(out: Path) -> None:
-    """Delete the temp folders an interrupted run left; finished frame folders are not entered
-    (listing every frame of a large dataset would dominate a resumed run's start)."""
+def _remove_stale_temps(out: Path, targets: set[str] | None = None) -> None:
+    """Delete the temp folders an interrupted run left (only those of ``targets``' videos when
+    given: other shards may be writing theirs); finished frame folders are not entered (listing
+    every frame of a large dataset would dominate a resumed run's start)."""
     for directory, subdirs, _ in os.walk(out):
         kept = []
         for name in subdirs:
             path = os.path.join(directory, name)
             if name.startswith(_TMP_PREFIX):
-                shutil.rmtree(path, ignore_errors=True)
+                if targets is None or os.path.join(directory, name[len(_TMP_PREFIX):].rpartition("-")[0]) in targets:
+                    shutil.rmtree(path, ignore_errors=True)
             elif not os.path.isfile(os.path.join(path, META_NAME)):
                 kept.append(name)
         subdirs[:] = kept
@@ -253,11 +274,11 @@ def _account(summary: PrepareSummary, meta: dict[str, Any]) -> None:
         summary.video_seconds += meta["num_frames"] / meta["fps"]
 
 
-def _run(todo: list[_Job], options: PrepareOptions, summary: PrepareSummary) -> None:
-    progress = _Progress(len(todo), options.progress)
+def _run(todo: list[Job], options: PrepareOptions, summary: PrepareSummary, name: str) -> None:
+    progress = Progress(len(todo), options.progress, name)
     attempts = 0
 
-    def record(job: _Job, meta: dict[str, Any] | None, error: str) -> None:
+    def record(job: Job, meta: dict[str, Any] | None, error: str) -> None:
         nonlocal attempts
         attempts += 1
         if meta is None:
@@ -297,46 +318,12 @@ def _run(todo: list[_Job], options: PrepareOptions, summary: PrepareSummary) -> 
         progress.close()
 
 
-def _top_up(pool: ProcessPoolExecutor, pending: set[Future], queue: Iterable[_Job], size: int, options: PrepareOptions) -> None:
+def _top_up(pool: ProcessPoolExecutor, pending: set[Future], queue: Iterable[Job], size: int, options: PrepareOptions) -> None:
     """Keep a few jobs queued per worker (not all: a stop must not wait for the whole dataset)."""
     for job in queue:
         pending.add(pool.submit(_worker, job, options.short_side, options.quality))
         if len(pending) >= size:
             return
-
-
-class _Progress:
-    """tqdm on stderr when installed, else a plain line every few percent."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.count, self.enabled, self._bar = total, 0, enabled and total > 0, None
-        self._start, self._last = time.perf_counter(), -1
-        if self.enabled:
-            try:
-                from tqdm import tqdm  # noqa: PLC0415
-
-                self._bar = tqdm(total=total, unit="video", desc="prepare", file=sys.stderr)
-            except ImportError:
-                pass
-
-    def update(self, failed: int) -> None:
-        self.count += 1
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.set_postfix(failed=failed, refresh=False)
-            self._bar.update(1)
-            return
-        percent = 100 * self.count // self.total
-        if percent // 5 != self._last // 5 or self.count == self.total:
-            self._last = percent
-            rate = self.count / max(time.perf_counter() - self._start, 1e-9)
-            print(f"prepare: {self.count}/{self.total} videos ({percent}%), {failed} failed, {rate:.1f} videos/s",
-                  file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,13 +352,20 @@ def prepare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-failures", type=int, default=PrepareOptions.min_failures,
                         help="unreadable videos before --max-failure-rate applies (training's rule and default)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="convert only part I of N (0 <= I < N; e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); "
+                             "writes prepare_report.shard-I-of-N.json and no split files")
+    parser.add_argument("--merge", action="store_true",
+                        help="after all N shards ran into OUT: write the split files and the merged report")
     args = parser.parse_args(argv)
+    if args.merge and args.shard:
+        parser.error("--merge and --shard exclude each other (merge once, after every shard)")
     options = PrepareOptions(format=args.format, splits=args.splits, labels_file=args.labels_file,
                              short_side=args.short_side, quality=args.quality, workers=args.workers,
                              max_failure_rate=args.max_failure_rate, min_failures=args.min_failures,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, shard=args.shard)
     try:
-        summary = prepare_dataset(args.src, args.out, options)
+        summary = (merge_shards if args.merge else prepare_dataset)(args.src, args.out, options)
     except (ValueError, FileNotFoundError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
@@ -383,8 +377,10 @@ def prepare_main(argv: list[str] | None = None) -> int:
     for path in summary.missing:
         print(f"skipped missing video {path}", file=sys.stderr)
     per_hour = bytes_per_hour(summary)
-    print(f"prepared {summary.converted} videos ({summary.skipped_done} already done, {len(summary.failed)} unreadable, "
+    what = "merged shards: " if args.merge else f"shard {args.shard}: " if args.shard else ""
+    print(f"{what}prepared {summary.converted} videos ({summary.skipped_done} already done, {len(summary.failed)} unreadable, "
           f"{len(summary.missing)} missing) in {summary.seconds:.1f} s; {summary.bytes_written / 2**20:.1f} MiB"
           + (f", {per_hour / 2**30:.2f} GiB per hour of video" if per_hour else "")
-          + f"; split files: {', '.join(summary.split_files) or 'none (folder layout)'}")
+          + (f"; report {Shard.parse(args.shard).report_name}; run --merge after every shard" if args.shard else
+             f"; split files: {', '.join(summary.split_files) or 'none (folder layout)'}"))
     return 0

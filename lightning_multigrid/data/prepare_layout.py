@@ -13,16 +13,26 @@ import csv
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .datasets import DATASET_FORMATS, VideoClipDataset, build_dataset, dataset_format
 from .frames import FRAME_READER, META_NAME
 
-__all__ = ["DEFAULT_SPLITS", "frame_folder_of", "load_split", "split_names", "write_split"]
+__all__ = ["DEFAULT_SPLITS", "Job", "frame_folder_of", "load_split", "split_names", "video_jobs", "write_split",
+           "write_splits"]
 
 #: Split files used when none are given: the conventional names that exist under SRC.
 DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {name: cls.conventional_splits for name, cls in DATASET_FORMATS.items()}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to convert: its file and the frame folder it becomes."""
+
+    source: str
+    target: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,3 +116,30 @@ def write_split(fmt: str, src: Path, out: Path, split: str, dataset: VideoClipDa
             writer.writeheader()
             writer.writerows(rows)
     return [split_out, *written]
+
+
+def video_jobs(datasets: dict[str, VideoClipDataset], src: Path, out: Path) -> dict[str, Job]:
+    """One job per listed video (by source path), refusing two videos that map to one folder."""
+    jobs: dict[str, Job] = {}
+    owners: dict[str, str] = {}  # target folder -> source video
+    for dataset in datasets.values():
+        for source in dataset.records.paths():
+            if source in jobs:
+                continue  # listed by several splits
+            target = str(frame_folder_of(src, out, source))
+            if owners.setdefault(target, source) != source:
+                raise ValueError(f"{owners[target]} and {source} would both become {target}; rename one")
+            jobs[source] = Job(source, target)
+    return jobs
+
+
+def write_splits(fmt: str, datasets: dict[str, VideoClipDataset], jobs: dict[str, Job], src: Path, out: Path,
+                 labels_file: str | None = None) -> list[str]:
+    """Every split's files under OUT, listing the videos whose folder is finished; their paths under OUT."""
+    done = {j.source for j in jobs.values() if (Path(j.target) / META_NAME).is_file()}
+    written: list[str] = []
+    for split, dataset in datasets.items():
+        for file in write_split(fmt, src, out, split, dataset, done.__contains__, labels_file):
+            if str(file.relative_to(out)) not in written:
+                written.append(str(file.relative_to(out)))
+    return written
