@@ -4,7 +4,7 @@ a synthetic dataset generator and a LightningDataModule.
 Modules: :mod:`.clip_dataset` (:class:`VideoClipDataset`, the base every format extends),
 :mod:`.datasets` (the annotation formats, :func:`build_dataset`, and the base names again),
 :mod:`.decoders` (the backends; their shared base and interface in :mod:`.decoder_base`),
-:mod:`.frames` (frame folders), :mod:`.transforms`, :mod:`.failures` (unreadable videos),
+:mod:`.frames` (frame folders), :mod:`.record_index` (video lists as arrays), :mod:`.transforms`, :mod:`.failures` (unreadable videos),
 :mod:`.synthetic` (the generator; its ``make-synthetic`` command in :mod:`.synthetic_cli`),
 :mod:`.prepare` (conversion to frame folders) and :mod:`.datamodule`.
 
@@ -43,6 +43,7 @@ from .decoders import (
     get_decoder,
     resized_size,
 )
+from .record_index import RecordIndex
 from .synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
 from .synthetic_cli import make_synthetic_main
@@ -88,6 +89,7 @@ __all__ = [
     "SSv2Dataset",
     "VideoClipDataset",
     "VideoRecord",
+    "RecordIndex",
     "DATASET_FORMATS",
     "build_dataset",
     "dataset_format",
