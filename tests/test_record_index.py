@@ -113,6 +113,7 @@ def test_record_index_is_a_sequence_of_video_records() -> None:
     multi = RecordIndex.of([VideoRecord("x/a", (3, 5)), VideoRecord("x/b", ()), VideoRecord("y", 2)])
     assert [r.label for r in multi] == [(3, 5), (), (2,)] and multi.multi_label
     assert multi.record_of_label_value(2) == 2 and list(multi.select(np.array([2, 0]))) == [multi[2], multi[0]]
+    assert RecordIndex.of([VideoRecord(Path("/r/a.mp4"), 1)], "/r/")[0] == VideoRecord("/r/a.mp4", 1)  # type: ignore[arg-type]
     outside = RecordIndex.of([VideoRecord("rel/a", 0), VideoRecord("other/b", 1)], "rel/")
     assert [r.path for r in outside] == ["rel/a", "other/b"]  # a path outside the prefix: all stored in full
 

@@ -89,12 +89,13 @@ class RecordIndex(Sequence[VideoRecord]):
         return cls.from_paths([r.path for r in items], [r.label for r in items], prefix)
 
     @classmethod
-    def from_paths(cls, paths: Sequence[str], labels: Sequence[int | tuple[int, ...]], prefix: str = "") -> RecordIndex:
+    def from_paths(cls, paths: Sequence[str | os.PathLike], labels: Sequence[int | tuple[int, ...]], prefix: str = "") -> RecordIndex:
         """An index of full ``paths`` and their labels; tuples make it multi-label (ints become 1-tuples)."""
-        maybe = [_stored(p, prefix) for p in paths]
+        full = [str(os.fspath(p)) for p in paths]  # a record may hold a Path
+        maybe = [_stored(p, prefix) for p in full]
         stored = [s for s in maybe if s is not None]
         if len(stored) < len(maybe):
-            prefix, stored = "", list(paths)  # a relative path outside the prefix: store all in full
+            prefix, stored = "", full  # a relative path outside the prefix: store all in full
         encoded = [s.encode("utf-8", "surrogateescape") for s in stored]
         offsets = _offsets(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
         buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
