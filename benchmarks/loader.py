@@ -170,12 +170,16 @@ def compute_rate(model_name: str, num_classes: int, shape: ClipShape, batch: int
 # Data
 # --------------------------------------------------------------------------------------------
 def make_inputs(data_dir: Path, size: tuple[int, int], frames: int, videos_per_class: int, short_side: int | None) -> dict[str, Path]:
-    """Synthetic h264 videos (the demo's generator) and the same videos as frame folders."""
+    """Synthetic h264 videos (the demo's generator) and the same videos as frame folders, without and
+    with the half level (``prepare --levels half``)."""
     videos = make_synthetic_dataset(data_dir / f"videos_{size[0]}x{size[1]}", num_classes=4,
                                     videos_per_class=videos_per_class, size=size, num_frames=frames, seed=0)
-    frame_dir = data_dir / f"frames_{size[0]}x{size[1]}_{short_side or 'src'}"
-    prepare_dataset(videos, frame_dir, PrepareOptions(short_side=short_side, progress=False, splits=["train.csv"]))
-    return {"video": videos, "frames": frame_dir}
+    inputs = {"video": videos}
+    for name, levels in (("frames", []), ("frames+half", ["half"])):
+        inputs[name] = data_dir / f"{name.replace('+', '_')}_{size[0]}x{size[1]}_{short_side or 'src'}"
+        prepare_dataset(videos, inputs[name], PrepareOptions(short_side=short_side, progress=False, splits=["train.csv"],
+                                                             levels=levels))
+    return inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +198,8 @@ class InputMode:
 
 def input_modes(inputs: dict[str, Path], decoders: list[str]) -> list[InputMode]:
     """Every input the benchmark measures: the videos through each decoder, then the prepared stores."""
-    return [InputMode(f"video/{d}", inputs["video"], d) for d in decoders] + [InputMode("frames", inputs["frames"], "pyav")]
+    stores = [InputMode(name, inputs[name], "pyav") for name in ("frames", "frames+half")]
+    return [InputMode(f"video/{d}", inputs["video"], d) for d in decoders] + stores
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from ..keys import ClipShape, unpack_key
 from . import transforms as T
-from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
+from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder, resized_size
 from .failures import SkippedVideos
 from .frames import decoder_for
 
@@ -307,8 +307,13 @@ class VideoClipDataset(Dataset):
             else:
                 indices, _ = T.random_clip_indices(n, num_frames, shape.stride_range)
             short_side = T.random_short_side(shape.jitter_range or (crop, crop))
-            frames = decoder.decode(record.path, indices, short_side=short_side, info=info)
-            frames = T.random_crop(frames, crop)
+            if getattr(decoder, "decodes_crops", False):  # decodes only the crop (see .frame_store)
+                height, width = resized_size(info.width, info.height, short_side)[::-1]
+                box = (*T.random_crop_origin(height, width, crop), crop)
+                frames = decoder.decode_crop(record.path, indices, short_side, box, info=info)  # type: ignore[attr-defined]
+            else:
+                frames = decoder.decode(record.path, indices, short_side=short_side, info=info)
+                frames = T.random_crop(frames, crop)
             if self.random_flip:
                 frames = T.random_horizontal_flip(frames)
         else:
