@@ -56,6 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stage_timing  # noqa: E402 - benchmarks/ sibling module
 
 STAGES = ("open", "decode", "convert_resize", "augment", "collate")
+#: The prepared inputs: (name, prepare's levels, prepare's layout).
+STORES = (("frames", [], "folders"), ("frames+half", ["half"], "folders"), ("packed+half", ["half"], "packed"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,10 +177,10 @@ def make_inputs(data_dir: Path, size: tuple[int, int], frames: int, videos_per_c
     videos = make_synthetic_dataset(data_dir / f"videos_{size[0]}x{size[1]}", num_classes=4,
                                     videos_per_class=videos_per_class, size=size, num_frames=frames, seed=0)
     inputs = {"video": videos}
-    for name, levels in (("frames", []), ("frames+half", ["half"])):
+    for name, levels, layout in STORES:
         inputs[name] = data_dir / f"{name.replace('+', '_')}_{size[0]}x{size[1]}_{short_side or 'src'}"
         prepare_dataset(videos, inputs[name], PrepareOptions(short_side=short_side, progress=False, splits=["train.csv"],
-                                                             levels=levels))
+                                                             levels=levels, layout=layout))
     return inputs
 
 
@@ -198,7 +200,7 @@ class InputMode:
 
 def input_modes(inputs: dict[str, Path], decoders: list[str]) -> list[InputMode]:
     """Every input the benchmark measures: the videos through each decoder, then the prepared stores."""
-    stores = [InputMode(name, inputs[name], "pyav") for name in ("frames", "frames+half")]
+    stores = [InputMode(name, inputs[name], "pyav") for name, *_ in STORES]
     return [InputMode(f"video/{d}", inputs["video"], d) for d in decoders] + stores
 
 

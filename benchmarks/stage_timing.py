@@ -30,6 +30,7 @@ from typing import Any
 from PIL import Image
 
 from lightning_multigrid.data import decoders as decoders_module
+from lightning_multigrid.data import frame_pack as frame_pack_module
 from lightning_multigrid.data import frame_store as frame_store_module
 from lightning_multigrid.data import frames as frames_module
 
@@ -73,7 +74,8 @@ class StageTimer:
 
         try:
             patch(dataset, "probe", "probe")
-            for decoder in {id(dataset.decoder): dataset.decoder, id(frames_module.FRAME_READER): frames_module.FRAME_READER}.values():
+            readers = (dataset.decoder, frames_module.FRAME_READER, frame_pack_module.PACKED_READER)
+            for decoder in {id(r): r for r in readers}.values():
                 patch(decoder, "decode", "decode_call")
                 patch(decoder, "decode_crop", "decode_call")
             patch(decoders_module, "resize_tensor", "convert")

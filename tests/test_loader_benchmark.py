@@ -63,7 +63,7 @@ def test_quick_run_reports_every_grid_input_and_stage(tmp_path: Path) -> None:
 
 def _mode_names(bench) -> set[str]:  # noqa: ANN001 - the loaded module
     """Every input mode of the quick run (PyAV only among the video decoders)."""
-    return {m.name for m in bench.input_modes({k: Path() for k in ("video", "frames", "frames+half")}, ["pyav"])}
+    return {m.name for m in bench.input_modes({k: Path() for k in ("video", *(name for name, *_ in bench.STORES))}, ["pyav"])}
 
 
 def _check_per_iteration_rows(result: dict, on_disk: dict) -> None:

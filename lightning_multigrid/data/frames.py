@@ -31,6 +31,7 @@ from PIL import Image
 
 from .decoder_base import BaseVideoDecoder, check_indices
 from .decoders import VideoDecodeError, VideoDecoder, VideoInfo
+from .frame_pack import PACKED_EXT, PACKED_READER, is_packed
 from .frame_store import FrameDecodeError, Level, decode_crops
 
 __all__ = [
@@ -82,7 +83,7 @@ def is_frame_folder(path: str | os.PathLike) -> bool:
 
 
 def find_videos(folder: str | os.PathLike, extensions: Sequence[str]) -> list[str]:
-    """Video files (by extension) and frame folders under ``folder``, sorted.
+    """Video files (by extension), frame folders and packed frame files under ``folder``, sorted.
 
     Frame folders are not descended into: listing every frame of a large dataset would cost
     far more than the walk itself.
@@ -98,12 +99,15 @@ def find_videos(folder: str | os.PathLike, extensions: Sequence[str]) -> list[st
             elif not name.startswith("."):
                 kept.append(name)
         subdirs[:] = kept
-        found.extend(os.path.join(directory, f) for f in files if f.lower().endswith(tuple(extensions)))
+        found.extend(os.path.join(directory, f) for f in files if f.lower().endswith((*extensions, PACKED_EXT)))
     return sorted(found, key=lambda p: PurePath(p).parts)  # the order Path sorting gives
 
 
 def decoder_for(path: str | os.PathLike, video_decoder: VideoDecoder) -> VideoDecoder:
-    """The reader for ``path``: :data:`FRAME_READER` for a directory, else ``video_decoder``."""
+    """The reader for ``path``: :data:`FRAME_READER` for a directory, the packed reader of
+    :mod:`.frame_pack` for a packed file, else ``video_decoder``."""
+    if is_packed(path):
+        return PACKED_READER
     return FRAME_READER if os.path.isdir(path) else video_decoder
 
 

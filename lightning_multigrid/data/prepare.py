@@ -38,15 +38,26 @@ from typing import Any
 from .datasets import VideoClipDataset
 from .decoders import resized_size
 from .frame_index import one_swscale_thread
+from .frame_pack import PACKED_EXT, pack_folder
 from .frame_store import LEVEL_DIRS, half_size
 from .frames import META_NAME, verify_frame_folder
-from .prepare_layout import DEFAULT_SPLITS, frame_folder_of, load_split, split_names, write_split
+from .prepare_layout import (
+    DEFAULT_SPLITS,
+    TMP_PREFIX,
+    finished_meta,
+    finished_output,
+    frame_folder_of,
+    load_split,
+    remove_stale_temps,
+    split_names,
+    write_split,
+)
+from .progress import Progress
 
 __all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "prepare_dataset", "prepare_main"]
 
 REPORT_NAME = "prepare_report.json"
 OPTIONS_NAME = "prepare_options.json"
-_TMP_PREFIX = ".tmp-"
 # The failure-rate rule of training, with training's defaults (one rule for both).
 _DATASET_DEFAULTS = inspect.signature(VideoClipDataset.__init__).parameters
 
@@ -62,6 +73,8 @@ class PrepareOptions:
     quality: int = 90
     #: Extra stored resolutions (names of :data:`~.frame_store.LEVEL_DIRS`), read by clips that fit them.
     levels: list[str] = field(default_factory=list)
+    #: ``"folders"`` (one JPEG file per frame) or ``"packed"`` (one file per video, see :mod:`.frame_pack`).
+    layout: str = "folders"
     workers: int = max(1, os.cpu_count() or 1)
     max_failure_rate: float = _DATASET_DEFAULTS["max_failure_rate"].default
     min_failures: int = _DATASET_DEFAULTS["min_failures"].default
@@ -94,15 +107,16 @@ class _Job:
 # One video (runs in a worker process)
 # --------------------------------------------------------------------------------------------
 def convert_video(source: str, target: str, short_side: int | None, quality: int,
-                  levels: tuple[str, ...] = ()) -> dict[str, Any]:
+                  levels: tuple[str, ...] = (), packed: bool = False) -> dict[str, Any]:
     """Write ``source``'s frames into the folder ``target`` (atomically); returns its metadata.
 
-    ``levels`` (``"half"``) also writes each frame at half the short side into that subfolder."""
+    ``levels`` (``"half"``) also writes each frame at half the short side into that subfolder.
+    ``packed``: the verified folder becomes the one packed file ``target`` (:mod:`.frame_pack`)."""
     import av  # noqa: PLC0415 - worker-side import
     from PIL import Image  # noqa: PLC0415
 
     final = Path(target)
-    tmp = final.parent / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
+    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for level in levels:
@@ -139,6 +153,11 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
                               for level in levels]
         verify_frame_folder(tmp, meta)
         meta["bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        if packed:  # the packed file appears by rename, complete and verified: it is its own done-marker
+            meta["bytes"] = pack_folder(tmp, tmp.with_name(tmp.name + PACKED_EXT), meta)
+            os.replace(tmp.with_name(tmp.name + PACKED_EXT), final)
+            shutil.rmtree(tmp)
+            return meta
         (tmp / META_NAME).write_text(json.dumps(meta))  # last file written: the done-marker
         if final.exists():
             shutil.rmtree(final)  # an unfinished folder from an older layout
@@ -146,12 +165,14 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
         return meta
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.with_name(tmp.name + PACKED_EXT).unlink(missing_ok=True)
         raise
 
 
-def _worker(job: _Job, short_side: int | None, quality: int, levels: tuple[str, ...] = ()) -> tuple[_Job, dict[str, Any] | None, str]:
+def _worker(job: _Job, short_side: int | None, quality: int, levels: tuple[str, ...] = (),
+            packed: bool = False) -> tuple[_Job, dict[str, Any] | None, str]:
     try:
-        return job, convert_video(job.source, job.target, short_side, quality, levels), ""
+        return job, convert_video(job.source, job.target, short_side, quality, levels, packed), ""
     except Exception as exc:  # noqa: BLE001 - reported per video; the run goes on
         return job, None, f"{type(exc).__name__}: {exc}".strip()
 
@@ -169,6 +190,10 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
     options = options or PrepareOptions()
     if not 1 <= options.quality <= 100:
         raise ValueError(f"quality: must be in [1, 100], got {options.quality}")
+    if options.layout not in ("folders", "packed"):
+        raise ValueError(f"layout: must be 'folders' or 'packed', got {options.layout!r}")
+    if options.layout == "packed" and options.format not in ("csv", "folder"):
+        raise ValueError(f"layout: 'packed' needs the csv or folder format ({options.format} names videos by folder id)")
     unknown = sorted(set(options.levels) - set(LEVEL_DIRS))
     if unknown:
         raise ValueError(f"levels: unknown {unknown}; known: {list(LEVEL_DIRS)}")
@@ -188,18 +213,18 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
         for record in dataset.records:
             if record.path in jobs:
                 continue  # listed by several splits
-            target = str(frame_folder_of(src_path, out_path, record.path))
+            target = str(frame_folder_of(src_path, out_path, record.path)) + (PACKED_EXT if options.layout == "packed" else "")
             if owners.setdefault(target, record.path) != record.path:
                 raise ValueError(f"{owners[target]} and {record.path} would both become {target}; rename one")
             jobs[record.path] = _Job(record.path, target)
     _check_settings(out_path, options)  # after the splits parsed: a typo must not pin the settings
     summary.videos = len(jobs)
-    _remove_stale_temps(out_path)
+    remove_stale_temps(out_path)
     todo = []
     for job in jobs.values():
-        if (Path(job.target) / META_NAME).is_file():
+        if finished_output(job.target):
             summary.skipped_done += 1
-            _account(summary, json.loads((Path(job.target) / META_NAME).read_text()))
+            _account(summary, finished_meta(job.target))
         elif not os.path.isfile(job.source):
             summary.missing.append(job.source)  # as in training: reported, not counted as a failure
         else:
@@ -207,9 +232,10 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
     try:
         _run(todo, options, summary)
     finally:
-        done = {j.source for j in jobs.values() if (Path(j.target) / META_NAME).is_file()}
+        done = {j.source for j in jobs.values() if finished_output(j.target)}
         for split, dataset in datasets.items():
-            files = write_split(options.format, src_path, out_path, split, dataset, done.__contains__, options.labels_file)
+            files = write_split(options.format, src_path, out_path, split, dataset, done.__contains__, options.labels_file,
+                                suffix=PACKED_EXT if options.layout == "packed" else "")
             summary.split_files.extend(str(f.relative_to(out_path)) for f in files if str(f.relative_to(out_path)) not in summary.split_files)
         summary.seconds = time.perf_counter() - started
         report = {**asdict(summary), "options": asdict(options), "bytes_per_video_hour": bytes_per_hour(summary)}
@@ -226,6 +252,8 @@ def _check_settings(out: Path, options: PrepareOptions) -> None:
     settings: dict[str, Any] = {"format": options.format, "short_side": options.short_side, "quality": options.quality}
     if options.levels:  # only then: an OUT prepared before levels existed resumes as it was
         settings["levels"] = list(options.levels)
+    if options.layout != "folders":
+        settings["layout"] = options.layout
     path = out / OPTIONS_NAME
     if path.is_file():
         previous = json.loads(path.read_text())
@@ -233,20 +261,6 @@ def _check_settings(out: Path, options: PrepareOptions) -> None:
             raise ValueError(f"{out} was prepared with {previous}; this run asks for {settings}: use another OUT")
     else:
         path.write_text(json.dumps(settings) + "\n")
-
-
-def _remove_stale_temps(out: Path) -> None:
-    """Delete the temp folders an interrupted run left; finished frame folders are not entered
-    (listing every frame of a large dataset would dominate a resumed run's start)."""
-    for directory, subdirs, _ in os.walk(out):
-        kept = []
-        for name in subdirs:
-            path = os.path.join(directory, name)
-            if name.startswith(_TMP_PREFIX):
-                shutil.rmtree(path, ignore_errors=True)
-            elif not os.path.isfile(os.path.join(path, META_NAME)):
-                kept.append(name)
-        subdirs[:] = kept
 
 
 def _account(summary: PrepareSummary, meta: dict[str, Any]) -> None:
@@ -257,7 +271,7 @@ def _account(summary: PrepareSummary, meta: dict[str, Any]) -> None:
 
 
 def _run(todo: list[_Job], options: PrepareOptions, summary: PrepareSummary) -> None:
-    progress = _Progress(len(todo), options.progress)
+    progress = Progress(len(todo), options.progress)
     attempts = 0
 
     def record(job: _Job, meta: dict[str, Any] | None, error: str) -> None:
@@ -281,7 +295,7 @@ def _run(todo: list[_Job], options: PrepareOptions, summary: PrepareSummary) -> 
     try:
         if options.workers <= 1:
             for job in todo:
-                record(*_worker(job, options.short_side, options.quality, tuple(options.levels)))
+                record(*_worker(job, options.short_side, options.quality, tuple(options.levels), options.layout == "packed"))
             return
         with ProcessPoolExecutor(max_workers=options.workers) as pool:
             pending: set[Future] = set()
@@ -303,43 +317,10 @@ def _run(todo: list[_Job], options: PrepareOptions, summary: PrepareSummary) -> 
 def _top_up(pool: ProcessPoolExecutor, pending: set[Future], queue: Iterable[_Job], size: int, options: PrepareOptions) -> None:
     """Keep a few jobs queued per worker (not all: a stop must not wait for the whole dataset)."""
     for job in queue:
-        pending.add(pool.submit(_worker, job, options.short_side, options.quality, tuple(options.levels)))
+        pending.add(pool.submit(_worker, job, options.short_side, options.quality, tuple(options.levels),
+                                   options.layout == "packed"))
         if len(pending) >= size:
             return
-
-
-class _Progress:
-    """tqdm on stderr when installed, else a plain line every few percent."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.count, self.enabled, self._bar = total, 0, enabled and total > 0, None
-        self._start, self._last = time.perf_counter(), -1
-        if self.enabled:
-            try:
-                from tqdm import tqdm  # noqa: PLC0415
-
-                self._bar = tqdm(total=total, unit="video", desc="prepare", file=sys.stderr)
-            except ImportError:
-                pass
-
-    def update(self, failed: int) -> None:
-        self.count += 1
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.set_postfix(failed=failed, refresh=False)
-            self._bar.update(1)
-            return
-        percent = 100 * self.count // self.total
-        if percent // 5 != self._last // 5 or self.count == self.total:
-            self._last = percent
-            rate = self.count / max(time.perf_counter() - self._start, 1e-9)
-            print(f"prepare: {self.count}/{self.total} videos ({percent}%), {failed} failed, {rate:.1f} videos/s",
-                  file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,6 +343,9 @@ def prepare_main(argv: list[str] | None = None) -> int:
                         help="rescale frames to this short side (never enlarged; default: keep the source size). "
                              "Choose at least the largest training jitter size.")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100 (default 90)")
+    parser.add_argument("--layout", choices=("folders", "packed"), default="folders",
+                        help="folders: one JPEG file per frame; packed: one file per video (frames, levels and an "
+                             "offset index; csv and folder formats)")
     parser.add_argument("--levels", nargs="*", default=[], choices=LEVEL_DIRS,
                         help="also store every frame at half the short side (in half/): clips whose jittered short side "
                              "fits it decode a quarter of the pixels (+47%% disk on the synthetic 320x240 set)")
@@ -373,7 +357,7 @@ def prepare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     options = PrepareOptions(format=args.format, splits=args.splits, labels_file=args.labels_file,
-                             short_side=args.short_side, quality=args.quality, levels=args.levels, workers=args.workers,
+                             short_side=args.short_side, quality=args.quality, levels=args.levels, layout=args.layout, workers=args.workers,
                              max_failure_rate=args.max_failure_rate, min_failures=args.min_failures,
                              progress=not args.no_progress)
     try:

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .datasets import DATASET_FORMATS, VideoClipDataset, build_dataset, dataset_format
+from .frame_pack import is_packed, packed_meta
 from .frames import FRAME_READER, META_NAME
 
-__all__ = ["DEFAULT_SPLITS", "frame_folder_of", "load_split", "split_names", "write_split"]
+TMP_PREFIX = ".tmp-"  # temp folders and files of unfinished videos
+
+__all__ = ["DEFAULT_SPLITS", "TMP_PREFIX", "finished_meta", "finished_output", "frame_folder_of", "load_split",
+           "remove_stale_temps", "split_names", "write_split"]
 
 #: Split files used when none are given: the conventional names that exist under SRC.
 DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {name: cls.conventional_splits for name, cls in DATASET_FORMATS.items()}
@@ -66,8 +71,9 @@ def frame_folder_of(src: Path, out: Path, video: str) -> Path:
 
 
 def write_split(fmt: str, src: Path, out: Path, split: str, dataset: VideoClipDataset,
-                done: Callable[[str], bool], labels_file: str | None = None) -> list[Path]:
-    """Write the split file(s) under OUT pointing at the finished frame folders."""
+                done: Callable[[str], bool], labels_file: str | None = None, suffix: str = "") -> list[Path]:
+    """Write the split file(s) under OUT pointing at the finished frame folders (or, with ``suffix``,
+    the packed files: the folder path plus that extension)."""
     written: list[Path] = []
     if fmt == "folder":
         directory = Path(dataset.source)
@@ -78,7 +84,8 @@ def write_split(fmt: str, src: Path, out: Path, split: str, dataset: VideoClipDa
     split_out = out / split_in.resolve().relative_to(src.resolve())
     split_out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        lines = [f"{frame_folder_of(src, out, r.path).relative_to(out).as_posix()} {r.label}" for r in dataset.records if done(r.path)]
+        lines = [f"{frame_folder_of(src, out, r.path).relative_to(out).as_posix()}{suffix} {r.label}"
+                 for r in dataset.records if done(r.path)]
         split_out.write_text("\n".join(lines) + "\n")
         for classes in (split_in.parent / "classes.txt", src / "classes.txt"):
             if classes.is_file():
@@ -106,3 +113,35 @@ def write_split(fmt: str, src: Path, out: Path, split: str, dataset: VideoClipDa
             writer.writeheader()
             writer.writerows(rows)
     return [split_out, *written]
+
+
+# --------------------------------------------------------------------------------------------
+# Finished and unfinished outputs (resume)
+# --------------------------------------------------------------------------------------------
+def finished_output(target: str) -> bool:
+    """Whether ``target`` (a frame folder, or a packed file) was completed by an earlier run."""
+    return os.path.isfile(target) if is_packed(target) else os.path.isfile(os.path.join(target, META_NAME))
+
+
+def finished_meta(target: str) -> dict[str, Any]:
+    """The metadata of a finished output; ``bytes`` is what it takes on disk (a packed file: its size)."""
+    if is_packed(target):
+        return {**packed_meta(target), "bytes": os.path.getsize(target)}
+    return json.loads((Path(target) / META_NAME).read_text())
+
+
+def remove_stale_temps(out: Path) -> None:
+    """Delete the temp folders (and packed files) an interrupted run left; finished frame folders are
+    not entered (listing every frame of a large dataset would dominate a resumed run's start)."""
+    for directory, subdirs, files in os.walk(out):
+        for name in files:
+            if name.startswith(TMP_PREFIX):
+                os.unlink(os.path.join(directory, name))
+        kept = []
+        for name in subdirs:
+            path = os.path.join(directory, name)
+            if name.startswith(TMP_PREFIX):
+                shutil.rmtree(path, ignore_errors=True)
+            elif not os.path.isfile(os.path.join(path, META_NAME)):
+                kept.append(name)
+        subdirs[:] = kept
