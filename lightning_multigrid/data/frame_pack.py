@@ -22,15 +22,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import torch
-
 from .decode_errors import VideoDecodeError
-from .decoder_base import BaseVideoDecoder, VideoInfo, check_indices
-from .frame_store import FrameDecodeError, Level, decode_crops
+from .decoder_base import VideoInfo
+from .frame_store import Level, StoredFramesReader
 
 __all__ = ["MAGIC", "PACKED_EXT", "PackedInfo", "PackedFramesReader", "PACKED_READER", "is_packed", "pack_frames"]
 
@@ -74,12 +72,10 @@ def pack_frames(target: str | os.PathLike, meta: dict[str, Any], frames: Mapping
     return os.path.getsize(target)
 
 
-class PackedFramesReader(BaseVideoDecoder):
+class PackedFramesReader(StoredFramesReader):
     """Reads packed frame files (:data:`PACKED_EXT`); no state, so one instance serves every worker."""
 
     name = "packed"
-    decode_time_resize = True
-    decodes_crops = True
 
     def probe(self, path: str | os.PathLike) -> PackedInfo:
         path = os.fspath(path)
@@ -92,19 +88,10 @@ class PackedFramesReader(BaseVideoDecoder):
     def _info(self, path: str, info: VideoInfo | None) -> PackedInfo:
         return info if isinstance(info, PackedInfo) else self.probe(path)
 
-    def decode_crop(self, path: str | os.PathLike, frame_indices: Sequence[int], short_side: int | None,
-                    box: tuple[int, int, int], info: VideoInfo | None = None) -> torch.Tensor:
-        """:meth:`decode` then the crop ``box`` = ``(top, left, side)`` (see :func:`~.frame_store.decode_crops`)."""
-        path = os.fspath(path)
-        info = self._info(path, info)
-        return self._decode(path, check_indices(path, frame_indices, info.num_frames), short_side, info, box)
-
-    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo,
-                box: tuple[int, int, int] | None = None) -> torch.Tensor:
+    def _open_store(self, path: str, info: VideoInfo) -> tuple[tuple[Level, ...], Callable[[int, str], bytes], Callable[[], None]]:
         info = cast(PackedInfo, info)
-        levels = (Level("", info.width, info.height), *info.levels)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)  # one open per clip, then one positioned read per frame
         except OSError as exc:
             raise VideoDecodeError(f"{path}: cannot open ({exc})") from exc
 
@@ -112,19 +99,13 @@ class PackedFramesReader(BaseVideoDecoder):
             start, end = info.offsets[level][index], info.offsets[level][index + 1]
             data = os.pread(fd, end - start, info.data_start + start)
             if len(data) != end - start:
-                raise ValueError(f"file ends inside the frame ({len(data)} of {end - start} bytes)")
+                raise ValueError(f"file ends inside frame {index} ({len(data)} of {end - start} bytes)")
             return data
 
-        try:
-            return decode_crops(read, indices, levels, short_side, box)
-        except FrameDecodeError as exc:
-            index, level = exc.args
-            where = f"level {level!r} " if level else ""
-            raise VideoDecodeError(f"{path}: cannot read {where}frame {index} ({exc.__cause__})") from exc.__cause__
-        except ValueError as exc:
-            raise VideoDecodeError(f"{path}: {exc}") from exc
-        finally:
-            os.close(fd)
+        return (Level("", info.width, info.height), *info.levels), read, lambda: os.close(fd)
+
+    def _frame_name(self, path: str, info: VideoInfo, index: int, level: str) -> str:
+        return f"{path} (level {level!r})" if level else path
 
 
 def _read_header(path: str, prefix: bytes, handle: Any) -> PackedInfo:

@@ -25,6 +25,7 @@ reader of :mod:`.frame_pack` hand it the encoded bytes of the chosen level.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,9 +34,12 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from .decoder_base import resized_size
+from .decode_errors import VideoDecodeError
+from .decoder_base import BaseVideoDecoder, VideoInfo, check_indices, resized_size
+from .device_decode import EncodedClip
 
-__all__ = ["LEVEL_DIRS", "FrameDecodeError", "Level", "choose_level", "crop_region", "decode_crops", "decode_jpeg_rgb", "half_size"]
+__all__ = ["LEVEL_DIRS", "CropPlan", "FrameDecodeError", "Level", "StoredFramesReader", "choose_level", "crop_region",
+           "decode_crops", "plan_crop", "decode_jpeg_rgb", "half_size"]
 
 #: Extra stored levels, by name: the subfolder (frame folders) or index key (packed files) holding them.
 LEVEL_DIRS = ("half",)
@@ -101,6 +105,42 @@ class FrameDecodeError(Exception):
     """A stored frame that cannot be decoded: ``args`` are its index and level; the cause is the library's error."""
 
 
+@dataclass(frozen=True)
+class CropPlan:
+    """Where a clip's pixels come from: the stored ``level``, the rescaled ``size`` (width, height) the
+    request means, the ``region`` (y0, y1, x0, x1) of the level to cut, and the ``out`` (height,
+    width) it is resized to. ``scaled``: decode at a DCT scale (the region then refers to it)."""
+
+    level: Level
+    size: tuple[int, int]
+    box: tuple[int, int, int] | None
+    scaled: bool
+
+    def region(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The region in a decoded frame of ``width x height`` (the level, or its DCT-scaled decode)."""
+        if self.box is None:
+            return 0, height, 0, width
+        return crop_region(self.size, self.box, (width, height))
+
+    @property
+    def out(self) -> tuple[int, int]:
+        return (self.size[1], self.size[0]) if self.box is None else (self.box[2], self.box[2])
+
+
+def plan_crop(levels: Sequence[Level], short_side: int | None, box: tuple[int, int, int] | None,
+              dct_scaling: bool = True) -> CropPlan:
+    """The :class:`CropPlan` of frames rescaled to ``short_side`` (``None``: the full level's size) and
+    cut to ``box`` = ``(top, left, side)`` in the rescaled frame (``None``: the whole frame)."""
+    full = levels[0]
+    size = (full.width, full.height) if short_side is None else resized_size(full.width, full.height, short_side)
+    if box is not None and (box[0] < 0 or box[1] < 0 or box[0] + box[2] > size[1] or box[1] + box[2] > size[0]):
+        raise ValueError(f"crop {box} (top, left, side) outside the {size[0]}x{size[1]} rescaled frame")
+    level = choose_level(levels, size)
+    # DCT scaling only where the level is at least twice the size asked for (otherwise it cannot shrink).
+    scaled = dct_scaling and level.width >= 2 * size[0] and level.height >= 2 * size[1]
+    return CropPlan(level, size, box, scaled)
+
+
 def decode_crops(read: Callable[[int, str], bytes], indices: Sequence[int], levels: Sequence[Level],
                  short_side: int | None, box: tuple[int, int, int] | None = None) -> torch.Tensor:
     """``uint8`` ``(T, C, H, W)``: frames ``indices`` rescaled to ``short_side`` (``None``: the full
@@ -111,34 +151,81 @@ def decode_crops(read: Callable[[int, str], bytes], indices: Sequence[int], leve
     full level. Repeated indices are decoded once. The clip is resized in one call (torchvision's
     antialiased bilinear, as the video decoders rescale).
     """
-    full = levels[0]
-    size = (full.width, full.height) if short_side is None else resized_size(full.width, full.height, short_side)
-    if box is not None and (box[0] < 0 or box[1] < 0 or box[0] + box[2] > size[1] or box[1] + box[2] > size[0]):
-        raise ValueError(f"crop {box} (top, left, side) outside the {size[0]}x{size[1]} rescaled frame")
-    level = choose_level(levels, size)
-    # DCT scaling only where the level is at least twice the size asked for (otherwise it cannot shrink).
-    scaled = size if level.width >= 2 * size[0] and level.height >= 2 * size[1] else None
+    plan = plan_crop(levels, short_side, box)
     unique = list(dict.fromkeys(indices))
     frames = []
     for index in unique:
         try:
-            frames.append(decode_jpeg_rgb(read(index, level.name), scaled))
+            frames.append(decode_jpeg_rgb(read(index, plan.level.name), plan.size if plan.scaled else None))
         except (OSError, ValueError, RuntimeError) as exc:
-            raise FrameDecodeError(index, level.name) from exc
+            raise FrameDecodeError(index, plan.level.name) from exc
     height, width = frames[0].shape[:2]
     if any(f.shape[:2] != (height, width) for f in frames):
         raise ValueError(f"frames of one clip differ in size: {sorted({f.shape[:2] for f in frames})}")
-    if box is None:
-        y0, y1, x0, x1, out = 0, height, 0, width, (size[1], size[0])
-    else:
-        (y0, y1, x0, x1), out = crop_region(size, box, (width, height)), (box[2], box[2])
+    y0, y1, x0, x1 = plan.region(width, height)
     # One copy of only the region's pixels, then one resize of the clip touching only those.
     clip = torch.from_numpy(np.stack([f[y0:y1, x0:x1] for f in frames])).permute(0, 3, 1, 2)
-    clip = _resize_clip(clip, out)
+    clip = _resize_clip(clip, plan.out)
     if len(unique) != len(indices):
         position = {index: k for k, index in enumerate(unique)}
         clip = clip[[position[i] for i in indices]]
     return clip
+
+
+class StoredFramesReader(BaseVideoDecoder):
+    """What the frame-folder and packed readers share: :meth:`decode_crop` and :meth:`encoded_crop`
+    over a subclass's :meth:`_open_store` (the levels and a reader of one frame's bytes)."""
+
+    decode_time_resize = True
+    decodes_crops = True
+
+    def _open_store(self, path: str, info: VideoInfo) -> tuple[tuple[Level, ...], Callable[[int, str], bytes], Callable[[], None]]:
+        """``(levels, read(index, level), close())`` of the store at ``path``."""
+        raise NotImplementedError
+
+    def _frame_name(self, path: str, info: VideoInfo, index: int, level: str) -> str:
+        """How messages name one stored frame."""
+        raise NotImplementedError
+
+    def decode_crop(self, path: str | os.PathLike, frame_indices: Sequence[int], short_side: int | None,
+                    box: tuple[int, int, int], info: VideoInfo | None = None) -> torch.Tensor:
+        """:meth:`decode` then the crop ``box`` = ``(top, left, side)`` of the rescaled frames, decoding
+        and resizing only what the crop needs (:func:`decode_crops`)."""
+        path = os.fspath(path)
+        info = self._info(path, info)
+        return self._decode(path, check_indices(path, frame_indices, info.num_frames), short_side, info, box)
+
+    def encoded_crop(self, path: str | os.PathLike, frame_indices: Sequence[int], short_side: int | None,
+                     box: tuple[int, int, int], info: VideoInfo | None = None) -> EncodedClip:
+        """The clip :meth:`decode_crop` would give, left encoded for :func:`~.device_decode.decode_batch`:
+        only the chosen level's bytes are read (no DCT scaling: the device decodes at full scale)."""
+        path = os.fspath(path)
+        info = self._info(path, info)
+        indices = check_indices(path, frame_indices, info.num_frames)
+        levels, read, close = self._open_store(path, info)
+        try:
+            plan = plan_crop(levels, short_side, box, dct_scaling=False)
+            encoded = {i: read(i, plan.level.name) for i in dict.fromkeys(indices)}  # repeats read once
+            frames = [encoded[i] for i in indices]
+        except ValueError as exc:
+            raise VideoDecodeError(f"{path}: {exc}") from exc
+        finally:
+            close()
+        return EncodedClip(frames, plan.region(plan.level.width, plan.level.height), plan.out)
+
+    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo,
+                box: tuple[int, int, int] | None = None) -> torch.Tensor:
+        levels, read, close = self._open_store(path, info)
+        try:
+            return decode_crops(read, indices, levels, short_side, box)
+        except FrameDecodeError as exc:
+            index, level = exc.args
+            name = self._frame_name(path, info, index, level)
+            raise VideoDecodeError(f"{name}: cannot read frame {index} ({exc.__cause__})") from exc.__cause__
+        except ValueError as exc:  # frames of different sizes, a crop outside the frame, a short file
+            raise VideoDecodeError(f"{path}: {exc}") from exc
+        finally:
+            close()
 
 
 def _resize_clip(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

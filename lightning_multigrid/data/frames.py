@@ -21,18 +21,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import cast
 
-import torch
 from PIL import Image
 
-from .decoder_base import BaseVideoDecoder, check_indices
 from .decoders import VideoDecodeError, VideoDecoder, VideoInfo
 from .frame_pack import PACKED_EXT, PACKED_READER, is_packed
-from .frame_store import FrameDecodeError, Level, decode_crops
+from .frame_store import Level, StoredFramesReader
 
 __all__ = [
     "FRAME_EXTENSIONS",
@@ -111,7 +109,7 @@ def decoder_for(path: str | os.PathLike, video_decoder: VideoDecoder) -> VideoDe
     return FRAME_READER if os.path.isdir(path) else video_decoder
 
 
-class FrameFolderReader(BaseVideoDecoder):
+class FrameFolderReader(StoredFramesReader):
     """Reads frame folders through the :class:`~.decoders.VideoDecoder` interface.
 
     It holds no state and no open files, so one instance serves every dataset and loader worker.
@@ -120,8 +118,6 @@ class FrameFolderReader(BaseVideoDecoder):
     """
 
     name = "frames"
-    decode_time_resize = True
-    decodes_crops = True
 
     def probe(self, path: str | os.PathLike) -> FrameFolderInfo:
         path = os.fspath(path)
@@ -133,18 +129,8 @@ class FrameFolderReader(BaseVideoDecoder):
     def _info(self, path: str, info: VideoInfo | None) -> FrameFolderInfo:
         return info if isinstance(info, FrameFolderInfo) else self.probe(path)
 
-    def decode_crop(self, path: str | os.PathLike, frame_indices: Sequence[int], short_side: int | None,
-                    box: tuple[int, int, int], info: VideoInfo | None = None) -> torch.Tensor:
-        """:meth:`decode` then the crop ``box`` = ``(top, left, side)`` of the rescaled frames, decoding
-        and resizing only what the crop needs (:func:`~.frame_store.decode_crops`)."""
-        path = os.fspath(path)
-        info = self._info(path, info)
-        return self._decode(path, check_indices(path, frame_indices, info.num_frames), short_side, info, box)
-
-    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo,
-                box: tuple[int, int, int] | None = None) -> torch.Tensor:
+    def _open_store(self, path: str, info: VideoInfo) -> tuple[tuple[Level, ...], Callable[[int, str], bytes], Callable[[], None]]:
         info = cast(FrameFolderInfo, info)  # what _info returned
-        levels = (Level("", info.width, info.height), *info.levels)
 
         def read(index: int, level: str) -> bytes:
             file = os.path.join(path, level, frame_name(info, index))
@@ -154,14 +140,10 @@ class FrameFolderReader(BaseVideoDecoder):
             except OSError as exc:
                 raise VideoDecodeError(f"{file}: cannot read frame {index} ({exc})") from exc
 
-        try:
-            return decode_crops(read, indices, levels, short_side, box)
-        except FrameDecodeError as exc:
-            index, level = exc.args
-            file = os.path.join(path, level, frame_name(info, index))
-            raise VideoDecodeError(f"{file}: cannot read frame {index} ({exc.__cause__})") from exc.__cause__
-        except ValueError as exc:  # frames of different sizes, a crop outside the frame
-            raise VideoDecodeError(f"{path}: {exc}") from exc
+        return (Level("", info.width, info.height), *info.levels), read, lambda: None
+
+    def _frame_name(self, path: str, info: VideoInfo, index: int, level: str) -> str:
+        return os.path.join(path, level, frame_name(cast(FrameFolderInfo, info), index))
 
 
 def verify_frame_folder(folder: str | os.PathLike, meta: dict) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "random_crop_origin",
     "center_crop",
     "spatial_crop",
+    "spatial_crop_origin",
     "random_horizontal_flip",
     "normalize_clips",
     "normalize_video",
@@ -180,18 +181,24 @@ def spatial_crop(video: torch.Tensor, size: int, crop_index: int, num_crops: int
     One crop is the centre; three are left/centre/right for landscape frames (top/centre/bottom
     for portrait ones), each centred on the short side.
     """
+    top, left = spatial_crop_origin(video.shape[-2], video.shape[-1], size, crop_index, num_crops)
+    return video[..., top : top + size, left : left + size]
+
+
+def spatial_crop_origin(height: int, width: int, size: int, crop_index: int, num_crops: int) -> tuple[int, int]:
+    """``(top, left)`` of :func:`spatial_crop` in a ``height x width`` frame (known before decoding)."""
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
     if not 0 <= crop_index < num_crops:
         raise ValueError(f"crop_index {crop_index} outside [0, {num_crops})")
-    height, width = _check_fits(video.shape[-2], video.shape[-1], size)
+    _check_fits(height, width, size)
     position = 1 if num_crops == 1 else crop_index  # 0: start, 1: centre, 2: end of the long side
     top, left = (height - size) // 2, (width - size) // 2
     if width >= height:
         left = (0, (width - size) // 2, width - size)[position]
     else:
         top = (0, (height - size) // 2, height - size)[position]
-    return video[..., top : top + size, left : left + size]
+    return top, left
 
 
 def random_horizontal_flip(
