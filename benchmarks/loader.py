@@ -43,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
 from lightning_multigrid.data import make_synthetic_dataset
 from lightning_multigrid.data.datasets import CsvVideoDataset
+from lightning_multigrid.data.device_decode import EncodedBatch, collate_clips, decode_batch
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
 from lightning_multigrid.data.synthetic_cli import parse_size
 from lightning_multigrid.keys import ClipKey, ClipShape
@@ -118,7 +119,7 @@ def loader_rate(dataset: CsvVideoDataset, shape: ClipShape, batch: int, workers:
     batches = max(2, -(-clips // batch)) + (1 if workers else 0)
     keys = [[ClipKey((b * batch + i) % len(dataset), shape) for i in range(batch)] for b in range(batches)]
     torch.manual_seed(0)
-    loader = DataLoader(dataset, batch_sampler=keys, num_workers=workers)
+    loader = DataLoader(dataset, batch_sampler=keys, num_workers=workers, collate_fn=collate_clips)
     iterator = iter(loader)
     if workers:
         next(iterator)  # worker start-up is a per-stage cost, reported by speedup.py, not a rate
@@ -132,16 +133,21 @@ def stage_costs(dataset: CsvVideoDataset, shape: ClipShape, batch: int, clips: i
     """Per-clip CPU milliseconds of each stage, in the main process, cold probes (as a first epoch)."""
     torch.manual_seed(0)
     timer = stage_timing.StageTimer()
-    count, collate_s = 0, 0.0
+    count, collate_s, device_s = 0, 0.0, 0.0
     with timer.instrument(dataset):
         while count < clips:
             items = [timer.item(dataset, ClipKey((count + i) % len(dataset), shape)) for i in range(batch)]
             start = time.process_time()  # CPU time, like the stage timer
-            default_collate(items)
+            collated = collate_clips(items)
             collate_s += time.process_time() - start
+            if isinstance(collated["video"], EncodedBatch):  # the training process's share, apart
+                start = time.process_time()
+                decode_batch(collated["video"], "cpu")
+                device_s += time.process_time() - start
             count += batch
     costs = timer.per_clip_ms(count)
     costs["collate"] = 1e3 * collate_s / count
+    costs["device_decode_cpu"] = 1e3 * device_s / count
     costs["total"] = sum(costs[s] for s in STAGES)
     return costs
 
@@ -193,15 +199,20 @@ class InputMode:
     decoder: str
     decode_on: str = "workers"
 
+    @property
+    def label(self) -> str:
+        return self.name if self.decode_on == "workers" else f"{self.name} (device decode)"
+
     def dataset(self, shape: ClipShape) -> CsvVideoDataset:
         return CsvVideoDataset(self.root, "train.csv", shape, "train", decoder=self.decoder, cache_probes=False,
-                               random_flip=False)
+                               random_flip=False, decode_on=self.decode_on)
 
 
 def input_modes(inputs: dict[str, Path], decoders: list[str]) -> list[InputMode]:
     """Every input the benchmark measures: the videos through each decoder, then the prepared stores."""
     stores = [InputMode(name, inputs[name], "pyav") for name, *_ in STORES]
-    return [InputMode(f"video/{d}", inputs["video"], d) for d in decoders] + stores
+    on_device = [InputMode(name, inputs[name], "pyav", "device") for name in ("frames+half", "packed+half")]
+    return [InputMode(f"video/{d}", inputs["video"], d) for d in decoders] + stores + on_device
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,22 +223,27 @@ def format_tables(result: dict[str, Any]) -> str:
     lines = ["| grid (T x S, B) | input | workers | loader clips/s | trainer clips/s | loader / trainer |",
              "|---|---|---|---|---|---|"]
     for row in result["throughput"]:
-        lines.append(f"| {row['grid']} | {row['input']} | {row['workers']} | {row['loader_clips_per_s']:.1f} | "
+        lines.append(f"| {row['grid']} | {_input_cell(row)} | {row['workers']} | {row['loader_clips_per_s']:.1f} | "
                      f"{row['trainer_clips_per_s']:.1f} | {row['loader_over_trainer']:.2f} |")
     lines += ["", "| grid (T x S, B) | input | " + " | ".join(f"{s} ms" for s in STAGES) + " | total CPU ms/clip |",
               "|---|---|" + "---|" * (len(STAGES) + 1)]
     for row in result["stages"]:
         cells = " | ".join(f"{row[s]:.2f}" for s in (*STAGES, "total"))
-        lines.append(f"| {row['grid']} | {row['input']} | {cells} |")
+        lines.append(f"| {row['grid']} | {_input_cell(row)} | {cells} |")
     lines += ["", "| input | coarsest / base per-clip load cost |", "|---|---|"]
     for name, ratio in result["coarsest_over_base"].items():
         lines.append(f"| {name} | {ratio:.3f} |")
-    lines += ["", "| grid (T x S, B) | input | decode on | CPU ms/clip | CPU ms/iteration | vs base grid |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| grid (T x S, B) | input | decode on | loader CPU ms/clip | loader CPU ms/iteration | vs base grid "
+              "| device decode ms/clip (CPU here) |", "|---|---|---|---|---|---|---|"]
     for row in result["grids"]:
         lines.append(f"| {row['T']}x{row['S']}, B={row['batch_size']} | {row['input']} | {row['decode_on']} | "
-                     f"{row['cpu_ms_per_clip']:.2f} | {row['cpu_ms_per_iteration']:.1f} | {row['relative_to_base']:.2f} |")
+                     f"{row['cpu_ms_per_clip']:.2f} | {row['cpu_ms_per_iteration']:.1f} | {row['relative_to_base']:.2f} | "
+                     f"{row['device_decode_cpu_ms_per_clip']:.2f} |")
     return "\n".join(lines)
+
+
+def _input_cell(row: dict[str, Any]) -> str:
+    return row["input"] if row.get("decode_on", "workers") == "workers" else f"{row['input']} (device decode)"
 
 
 def per_iteration_rows(stages: list[dict[str, Any]], grids: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -239,7 +255,8 @@ def per_iteration_rows(stages: list[dict[str, Any]], grids: list[dict[str, Any]]
         shape, batch = grid["shape"], grid["batch_size"]
         rows.append({"T": shape.num_frames, "S": shape.crop_size, "batch_size": batch, "input": stage["input"],
                      "decode_on": stage["decode_on"], "cpu_ms_per_clip": stage["total"],
-                     "cpu_ms_per_iteration": stage["total"] * batch})
+                     "cpu_ms_per_iteration": stage["total"] * batch,
+                     "device_decode_cpu_ms_per_clip": stage["device_decode_cpu"]})
     base_label = grid_label(grids[-1])
     for row in rows:
         base = next(s for s in stages if s["grid"] == base_label and (s["input"], s["decode_on"]) == (row["input"], row["decode_on"]))
@@ -279,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     inputs = make_inputs(args.data_dir, size, demo["video_frames"], 4 if args.quick else 8, args.frames_short_side)
     sources = [s for s in input_modes(inputs, decoders) if not args.inputs or s.name in args.inputs]
     print(f"{len(grids)} grids of the demo schedule; sources {size[0]}x{size[1]}, {demo['video_frames']} frames; "
-          f"inputs {[s.name for s in sources]}; workers {workers}", flush=True)
+          f"inputs {[s.label for s in sources]}; workers {workers}", flush=True)
 
     result: dict[str, Any] = {"throughput": [], "stages": [], "coarsest_over_base": {}}
     trainer_rates = {}
@@ -297,11 +314,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        "input": source.name, "decode_on": source.decode_on, "workers": count, "loader_clips_per_s": rate,
                        "trainer_clips_per_s": trainer_rates[label], "loader_over_trainer": rate / trainer_rates[label]}
                 result["throughput"].append(row)
-                print(f"{label:16} {source.name:14} workers {count}: loader {rate:7.1f} clips/s, trainer "
+                print(f"{label:16} {source.label:30} workers {count}: loader {rate:7.1f} clips/s, trainer "
                       f"{trainer_rates[label]:7.1f}; load {costs['total']:.2f} ms/clip", flush=True)
     for source in sources:
-        per_clip = {row["grid"]: row["total"] for row in result["stages"] if row["input"] == source.name}
-        result["coarsest_over_base"][source.name] = per_clip[grid_label(grids[0])] / per_clip[grid_label(grids[-1])]
+        per_clip = {row["grid"]: row["total"] for row in result["stages"]
+                    if (row["input"], row["decode_on"]) == (source.name, source.decode_on)}
+        result["coarsest_over_base"][source.label] = per_clip[grid_label(grids[0])] / per_clip[grid_label(grids[-1])]
     result["grids"] = per_iteration_rows(result["stages"], grids)
     result["meta"] = {
         "command": "python benchmarks/loader.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -78,6 +78,7 @@ class StageTimer:
             for decoder in {id(r): r for r in readers}.values():
                 patch(decoder, "decode", "decode_call")
                 patch(decoder, "decode_crop", "decode_call")
+                patch(decoder, "encoded_crop", "decode_call")  # device decoding: the worker reads bytes
             patch(decoders_module, "resize_tensor", "convert")
             patch(decoders_module, "_frame_converter", "convert",
                   lambda make: lambda *a, **k: self._timed("convert", make(*a, **k)))

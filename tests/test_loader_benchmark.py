@@ -46,7 +46,8 @@ def test_quick_run_reports_every_grid_input_and_stage(tmp_path: Path) -> None:
     # 2 grids x (throughput, stages, per iteration) + the ratio
     assert (tmp_path / "out" / "loader.md").read_text().count("| frames |") == 7
     grids = {row["grid"] for row in result["stages"]}
-    assert len(grids) == 2 and set(result["coarsest_over_base"]) == _mode_names(bench)
+    labels = {m.label for m in bench.input_modes({k: Path() for k in ("video", *(n for n, *_ in bench.STORES))}, ["pyav"])}
+    assert len(grids) == 2 and set(result["coarsest_over_base"]) == labels
     for row in result["stages"]:
         assert row["total"] == pytest.approx(sum(row[s] for s in bench.STAGES))
         assert all(row[s] >= 0 for s in ("open", "convert_resize", "collate"))
@@ -70,7 +71,8 @@ def _check_per_iteration_rows(result: dict, on_disk: dict) -> None:
     """Issue #20's table: per grid, input and decode place, CPU per clip and per iteration against the
     base grid (the last one) of the same input and place, recomputed here from the stage rows."""
     assert on_disk["grids"] == result["grids"]  # floats round-trip through JSON exactly
-    fields = {"T", "S", "batch_size", "input", "decode_on", "cpu_ms_per_clip", "cpu_ms_per_iteration", "relative_to_base"}
+    fields = {"T", "S", "batch_size", "input", "decode_on", "cpu_ms_per_clip", "cpu_ms_per_iteration", "relative_to_base",
+              "device_decode_cpu_ms_per_clip"}
     modes = {(s["input"], s["decode_on"]) for s in result["stages"]}
     assert len(result["grids"]) == len(result["stages"]) == 2 * len(modes)
     base = result["meta"]["grids"][-1]
@@ -82,6 +84,9 @@ def _check_per_iteration_rows(result: dict, on_disk: dict) -> None:
                         and (r["T"], r["S"], r["batch_size"]) == (base["num_frames"], base["crop_size"], base["batch_size"]))
         assert row["relative_to_base"] == pytest.approx(row["cpu_ms_per_iteration"] / base_row["cpu_ms_per_iteration"])
     assert {r["relative_to_base"] for r in result["grids"] if r["S"] == base["crop_size"]} == {1.0}
+    assert {r["decode_on"] for r in result["grids"]} == {"workers", "device"}
+    for row in result["grids"]:  # only device rows leave decoding to the training process
+        assert (row["device_decode_cpu_ms_per_clip"] > 0) == (row["decode_on"] == "device")
 
 
 @pytest.mark.usefixtures("single_torch_thread")
