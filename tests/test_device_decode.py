@@ -14,7 +14,12 @@ import torch
 from lightning_multigrid.callback import MultigridCallback
 from lightning_multigrid.data import VideoDataModule
 from lightning_multigrid.data.datasets import CsvVideoDataset
-from lightning_multigrid.data.device_decode import EncodedBatch, EncodedClip, collate_clips, decode_batch
+from lightning_multigrid.data.device_decode import (
+    EncodedBatch,
+    EncodedClip,
+    collate_clips,
+    decode_batch,
+)
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
 from lightning_multigrid.keys import ClipKey, ClipShape
 from lightning_multigrid.models import VideoClassifier
