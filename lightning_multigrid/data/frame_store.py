@@ -165,7 +165,9 @@ def decode_crops(read: Callable[[int, str], bytes], indices: Sequence[int], leve
     y0, y1, x0, x1 = plan.region(width, height)
     # One copy of only the region's pixels, then one resize of the clip touching only those.
     clip = torch.from_numpy(np.stack([f[y0:y1, x0:x1] for f in frames])).permute(0, 3, 1, 2)
-    clip = _resize_clip(clip, plan.out)
+    # Contiguous (T, C, H, W): collating the item's (C, T, H, W) view of channels-last memory costs
+    # more than this copy of the output pixels (16 frames at 210 px, 4 clips: 11.2 vs 4.7 ms).
+    clip = _resize_clip(clip, plan.out).contiguous()
     if len(unique) != len(indices):
         position = {index: k for k, index in enumerate(unique)}
         clip = clip[[position[i] for i in indices]]
