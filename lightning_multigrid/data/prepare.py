@@ -154,6 +154,7 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
         verify_frame_folder(tmp, meta)
         meta["bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
         if packed:  # the packed file appears by rename, complete and verified: it is its own done-marker
+            del meta["bytes"]  # the folder's; the file's size is what the report counts
             meta["bytes"] = pack_folder(tmp, tmp.with_name(tmp.name + PACKED_EXT), meta)
             os.replace(tmp.with_name(tmp.name + PACKED_EXT), final)
             shutil.rmtree(tmp)
