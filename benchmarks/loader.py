@@ -13,6 +13,13 @@ For every grid (clip shape and batch) of a schedule, by default the demo recipe 
   normalise) and collate, measured on the real code path by timing wrappers around its pieces,
   in CPU time of the main process (robust to other processes' load; see ``stage_timing``).
 
+* per grid, input and decode place (``decode_on``: ``workers``, or ``device`` where the loader
+  workers only read encoded frames), the loader's CPU per iteration (batch x CPU ms per clip)
+  relative to the base grid's (issue #20: every grid feeds the model the same pixels per
+  iteration, so the loader's CPU per iteration should not grow at the small grids); the rows
+  ``grids`` of ``loader.json`` (``T``, ``S``, ``batch_size``, ``input``, ``decode_on``,
+  ``cpu_ms_per_clip``, ``cpu_ms_per_iteration``, ``relative_to_base``).
+
 The acceptance figure of issue #12 is the per-clip load cost at the coarsest grid over the
 base grid's with frame-folder input (wanted: <= 1/4). Timings on a shared machine are noisy:
 compare ratios within one run. Results: a table on stdout, ``loader.md`` and ``loader.json``
@@ -20,12 +27,13 @@ under ``--out-dir``.
 
 Usage::
 
-    python benchmarks/loader.py [--quick] [--video-size 320x240] [--workers 0 2]
+    python benchmarks/loader.py [--quick] [--video-size 320x240] [--workers 0 2] [--inputs frames ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -35,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
 from lightning_multigrid.data import make_synthetic_dataset
 from lightning_multigrid.data.datasets import CsvVideoDataset
+from lightning_multigrid.data.device_decode import EncodedBatch, collate_clips, decode_batch
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
 from lightning_multigrid.data.synthetic_cli import parse_size
 from lightning_multigrid.keys import ClipKey, ClipShape
@@ -48,6 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stage_timing  # noqa: E402 - benchmarks/ sibling module
 
 STAGES = ("open", "decode", "convert_resize", "augment", "collate")
+#: The prepared inputs: (name, prepare's levels, prepare's layout).
+STORES = (("frames", [], "folders"), ("frames+half", ["half"], "folders"), ("packed+half", ["half"], "packed"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +105,7 @@ def scaled_grids(grids: list[dict[str, Any]], crop_size: int, short_side: int) -
     for grid in grids:
         shape = grid["shape"]
         jitter = shape.jitter_range or (shape.crop_size, shape.crop_size)
-        out.append({"shape": shape.with_(crop_size=round(shape.crop_size * scale),
+        out.append({"shape": dataclasses.replace(shape, crop_size=round(shape.crop_size * scale),
                                          jitter_range=(round(jitter[0] * scale), round(jitter[1] * scale))),
                     "batch_size": grid["batch_size"]})
     return out
@@ -108,7 +119,7 @@ def loader_rate(dataset: CsvVideoDataset, shape: ClipShape, batch: int, workers:
     batches = max(2, -(-clips // batch)) + (1 if workers else 0)
     keys = [[ClipKey((b * batch + i) % len(dataset), shape) for i in range(batch)] for b in range(batches)]
     torch.manual_seed(0)
-    loader = DataLoader(dataset, batch_sampler=keys, num_workers=workers)
+    loader = DataLoader(dataset, batch_sampler=keys, num_workers=workers, collate_fn=collate_clips)
     iterator = iter(loader)
     if workers:
         next(iterator)  # worker start-up is a per-stage cost, reported by speedup.py, not a rate
@@ -122,16 +133,21 @@ def stage_costs(dataset: CsvVideoDataset, shape: ClipShape, batch: int, clips: i
     """Per-clip CPU milliseconds of each stage, in the main process, cold probes (as a first epoch)."""
     torch.manual_seed(0)
     timer = stage_timing.StageTimer()
-    count, collate_s = 0, 0.0
+    count, collate_s, device_s = 0, 0.0, 0.0
     with timer.instrument(dataset):
         while count < clips:
             items = [timer.item(dataset, ClipKey((count + i) % len(dataset), shape)) for i in range(batch)]
             start = time.process_time()  # CPU time, like the stage timer
-            default_collate(items)
+            collated = collate_clips(items)
             collate_s += time.process_time() - start
+            if isinstance(collated["video"], EncodedBatch):  # the training process's share, apart
+                start = time.process_time()
+                decode_batch(collated["video"], "cpu")
+                device_s += time.process_time() - start
             count += batch
     costs = timer.per_clip_ms(count)
     costs["collate"] = 1e3 * collate_s / count
+    costs["device_decode_cpu"] = 1e3 * device_s / count
     costs["total"] = sum(costs[s] for s in STAGES)
     return costs
 
@@ -162,12 +178,41 @@ def compute_rate(model_name: str, num_classes: int, shape: ClipShape, batch: int
 # Data
 # --------------------------------------------------------------------------------------------
 def make_inputs(data_dir: Path, size: tuple[int, int], frames: int, videos_per_class: int, short_side: int | None) -> dict[str, Path]:
-    """Synthetic h264 videos (the demo's generator) and the same videos as frame folders."""
+    """Synthetic h264 videos (the demo's generator) and the same videos as frame folders, without and
+    with the half level (``prepare --levels half``)."""
     videos = make_synthetic_dataset(data_dir / f"videos_{size[0]}x{size[1]}", num_classes=4,
                                     videos_per_class=videos_per_class, size=size, num_frames=frames, seed=0)
-    frame_dir = data_dir / f"frames_{size[0]}x{size[1]}_{short_side or 'src'}"
-    prepare_dataset(videos, frame_dir, PrepareOptions(short_side=short_side, progress=False, splits=["train.csv"]))
-    return {"video": videos, "frames": frame_dir}
+    inputs = {"video": videos}
+    for name, levels, layout in STORES:
+        inputs[name] = data_dir / f"{name.replace('+', '_')}_{size[0]}x{size[1]}_{short_side or 'src'}"
+        prepare_dataset(videos, inputs[name], PrepareOptions(short_side=short_side, progress=False, splits=["train.csv"],
+                                                             levels=levels, layout=layout))
+    return inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class InputMode:
+    """One way of feeding the loader: a stored input and where its frames are decoded."""
+
+    name: str
+    root: Path
+    decoder: str
+    decode_on: str = "workers"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.decode_on == "workers" else f"{self.name} (device decode)"
+
+    def dataset(self, shape: ClipShape) -> CsvVideoDataset:
+        return CsvVideoDataset(self.root, "train.csv", shape, "train", decoder=self.decoder, cache_probes=False,
+                               random_flip=False, decode_on=self.decode_on)
+
+
+def input_modes(inputs: dict[str, Path], decoders: list[str]) -> list[InputMode]:
+    """Every input the benchmark measures: the videos through each decoder, then the prepared stores."""
+    stores = [InputMode(name, inputs[name], "pyav") for name, *_ in STORES]
+    on_device = [InputMode(name, inputs[name], "pyav", "device") for name in ("frames+half", "packed+half")]
+    return [InputMode(f"video/{d}", inputs["video"], d) for d in decoders] + stores + on_device
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,17 +223,49 @@ def format_tables(result: dict[str, Any]) -> str:
     lines = ["| grid (T x S, B) | input | workers | loader clips/s | trainer clips/s | loader / trainer |",
              "|---|---|---|---|---|---|"]
     for row in result["throughput"]:
-        lines.append(f"| {row['grid']} | {row['input']} | {row['workers']} | {row['loader_clips_per_s']:.1f} | "
+        lines.append(f"| {row['grid']} | {_input_cell(row)} | {row['workers']} | {row['loader_clips_per_s']:.1f} | "
                      f"{row['trainer_clips_per_s']:.1f} | {row['loader_over_trainer']:.2f} |")
     lines += ["", "| grid (T x S, B) | input | " + " | ".join(f"{s} ms" for s in STAGES) + " | total CPU ms/clip |",
               "|---|---|" + "---|" * (len(STAGES) + 1)]
     for row in result["stages"]:
         cells = " | ".join(f"{row[s]:.2f}" for s in (*STAGES, "total"))
-        lines.append(f"| {row['grid']} | {row['input']} | {cells} |")
+        lines.append(f"| {row['grid']} | {_input_cell(row)} | {cells} |")
     lines += ["", "| input | coarsest / base per-clip load cost |", "|---|---|"]
     for name, ratio in result["coarsest_over_base"].items():
         lines.append(f"| {name} | {ratio:.3f} |")
+    lines += ["", "| grid (T x S, B) | input | decode on | loader CPU ms/clip | loader CPU ms/iteration | vs base grid "
+              "| device decode ms/clip (CPU here) |", "|---|---|---|---|---|---|---|"]
+    for row in result["grids"]:
+        lines.append(f"| {row['T']}x{row['S']}, B={row['batch_size']} | {row['input']} | {row['decode_on']} | "
+                     f"{row['cpu_ms_per_clip']:.2f} | {row['cpu_ms_per_iteration']:.1f} | {row['relative_to_base']:.2f} | "
+                     f"{row['device_decode_cpu_ms_per_clip']:.2f} |")
     return "\n".join(lines)
+
+
+def _input_cell(row: dict[str, Any]) -> str:
+    return row["input"] if row.get("decode_on", "workers") == "workers" else f"{row['input']} (device decode)"
+
+
+def per_iteration_rows(stages: list[dict[str, Any]], grids: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Loader CPU per iteration (clips x CPU ms per clip) per grid, input and decode place, relative to
+    the base grid (the last one) of the same input and place: the figure of issue #20."""
+    rows = []
+    for stage in stages:
+        grid = next(g for g in grids if grid_label(g) == stage["grid"])
+        shape, batch = grid["shape"], grid["batch_size"]
+        rows.append({"T": shape.num_frames, "S": shape.crop_size, "batch_size": batch, "input": stage["input"],
+                     "decode_on": stage["decode_on"], "cpu_ms_per_clip": stage["total"],
+                     "cpu_ms_per_iteration": stage["total"] * batch,
+                     "device_decode_cpu_ms_per_clip": stage["device_decode_cpu"]})
+    base_label = grid_label(grids[-1])
+    for row in rows:
+        base = next(s for s in stages if s["grid"] == base_label and (s["input"], s["decode_on"]) == (row["input"], row["decode_on"]))
+        row["relative_to_base"] = row["cpu_ms_per_iteration"] / (base["total"] * grids[-1]["batch_size"])
+    return rows
+
+
+def grid_label(grid: dict[str, Any]) -> str:
+    return f"{grid['shape'].num_frames}x{grid['shape'].crop_size}, B={grid['batch_size']}"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -198,6 +275,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="source WIDTHxHEIGHT (default: the demo's); other sizes scale the grids (see scaled_grids)")
     parser.add_argument("--frames-short-side", type=int, default=None, help="prepare's --short-side (default: source size)")
     parser.add_argument("--decoders", nargs="+", default=["pyav", "decord"], help="video decoders to compare")
+    parser.add_argument("--inputs", nargs="+", default=None,
+                        help="input modes to measure (default: all; names as in the report: video/pyav, frames, ...)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="loader worker counts")
     parser.add_argument("--clips", type=int, default=96, help="clips per loader measurement")
     parser.add_argument("--data-dir", type=Path, default=Path("data/loader_bench"))
@@ -215,35 +294,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         grids, decoders, workers, clips, iterations = [grids[0], grids[-1]], ["pyav"], [0], 8, 1
     inputs = make_inputs(args.data_dir, size, demo["video_frames"], 4 if args.quick else 8, args.frames_short_side)
-    sources = [(f"video/{d}", inputs["video"], d) for d in decoders] + [("frames", inputs["frames"], "pyav")]
+    sources = [s for s in input_modes(inputs, decoders) if not args.inputs or s.name in args.inputs]
     print(f"{len(grids)} grids of the demo schedule; sources {size[0]}x{size[1]}, {demo['video_frames']} frames; "
-          f"inputs {[s[0] for s in sources]}; workers {workers}", flush=True)
+          f"inputs {[s.label for s in sources]}; workers {workers}", flush=True)
 
     result: dict[str, Any] = {"throughput": [], "stages": [], "coarsest_over_base": {}}
     trainer_rates = {}
     for grid in grids:
         shape, batch = grid["shape"], grid["batch_size"]
-        label = f"{shape.num_frames}x{shape.crop_size}, B={batch}"
+        label = grid_label(grid)
         trainer_rates[label] = compute_rate(demo["model"], demo["num_classes"], shape, batch, iterations)
-        for name, root, decoder in sources:
-            dataset = CsvVideoDataset(root, "train.csv", shape, "train", decoder=decoder, cache_probes=False,
-                                      random_flip=False)
+        for source in sources:
+            dataset = source.dataset(shape)
             costs = stage_costs(dataset, shape, batch, max(clips, 2 * batch))
-            result["stages"].append({"grid": label, "input": name, **costs})
+            result["stages"].append({"grid": label, "input": source.name, "decode_on": source.decode_on, **costs})
             for count in workers:
                 rate = loader_rate(dataset, shape, batch, count, clips)
                 row = {"grid": label, "num_frames": shape.num_frames, "crop_size": shape.crop_size, "batch_size": batch,
-                       "input": name, "workers": count, "loader_clips_per_s": rate,
+                       "input": source.name, "decode_on": source.decode_on, "workers": count, "loader_clips_per_s": rate,
                        "trainer_clips_per_s": trainer_rates[label], "loader_over_trainer": rate / trainer_rates[label]}
                 result["throughput"].append(row)
-                print(f"{label:16} {name:14} workers {count}: loader {rate:7.1f} clips/s, trainer "
+                print(f"{label:16} {source.label:30} workers {count}: loader {rate:7.1f} clips/s, trainer "
                       f"{trainer_rates[label]:7.1f}; load {costs['total']:.2f} ms/clip", flush=True)
-    first, last = grids[0], grids[-1]
-    for name, *_ in sources:
-        per_clip = {row["grid"]: row["total"] for row in result["stages"] if row["input"] == name}
-        coarse = per_clip[f"{first['shape'].num_frames}x{first['shape'].crop_size}, B={first['batch_size']}"]
-        base = per_clip[f"{last['shape'].num_frames}x{last['shape'].crop_size}, B={last['batch_size']}"]
-        result["coarsest_over_base"][name] = coarse / base
+    for source in sources:
+        per_clip = {row["grid"]: row["total"] for row in result["stages"]
+                    if (row["input"], row["decode_on"]) == (source.name, source.decode_on)}
+        result["coarsest_over_base"][source.label] = per_clip[grid_label(grids[0])] / per_clip[grid_label(grids[-1])]
+    result["grids"] = per_iteration_rows(result["stages"], grids)
     result["meta"] = {
         "command": "python benchmarks/loader.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "quick": args.quick, "source_size": list(size), "source_frames": demo["video_frames"],

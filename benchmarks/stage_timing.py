@@ -7,7 +7,7 @@
 * the decoders' ``decode`` calls (the video backend's and the frame-folder reader's): their time
   less the opens and conversions inside them is **decode**;
 * PyAV's RGB converter (``decoders._frame_converter``), post-decode rescales
-  (``decoders.resize_tensor``, ``frames._resize_clip``) and PIL resizes: **convert_resize**;
+  (``decoders.resize_tensor``, ``frame_store._resize_clip``) and PIL resizes: **convert_resize**;
 * ``dataset[key]`` as a whole (via :meth:`StageTimer.item`): what is left after probe and decode is
   **augment** (index sampling, crop, flip; normalisation runs on the training device).
 
@@ -30,6 +30,8 @@ from typing import Any
 from PIL import Image
 
 from lightning_multigrid.data import decoders as decoders_module
+from lightning_multigrid.data import frame_pack as frame_pack_module
+from lightning_multigrid.data import frame_store as frame_store_module
 from lightning_multigrid.data import frames as frames_module
 
 
@@ -72,13 +74,16 @@ class StageTimer:
 
         try:
             patch(dataset, "probe", "probe")
-            for decoder in {id(dataset.decoder): dataset.decoder, id(frames_module.FRAME_READER): frames_module.FRAME_READER}.values():
+            readers = (dataset.decoder, frames_module.FRAME_READER, frame_pack_module.PACKED_READER)
+            for decoder in {id(r): r for r in readers}.values():
                 patch(decoder, "decode", "decode_call")
+                patch(decoder, "decode_crop", "decode_call")
+                patch(decoder, "encoded_crop", "decode_call")  # device decoding: the worker reads bytes
             patch(decoders_module, "resize_tensor", "convert")
             patch(decoders_module, "_frame_converter", "convert",
                   lambda make: lambda *a, **k: self._timed("convert", make(*a, **k)))
             patch(Image.Image, "resize", "convert")
-            patch(frames_module, "_resize_clip", "convert")
+            patch(frame_store_module, "_resize_clip", "convert")
             try:
                 import av  # noqa: PLC0415
 

@@ -14,7 +14,6 @@ from PIL import Image
 from lightning_multigrid.data import build_dataset, resized_size
 from lightning_multigrid.data.decoders import VideoDecodeError
 from lightning_multigrid.data.frames import (
-    DRAFT_MIN_PIXELS,
     FRAME_READER,
     META_NAME,
     find_videos,
@@ -78,7 +77,7 @@ def test_reader_equals_an_independent_decode_of_the_written_files(frame_folder: 
 
 @pytest.fixture(scope="module")
 def large_frame_folder(moving_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same frames at 160x128: large enough (>= DRAFT_MIN_PIXELS) for the DCT-domain path."""
+    """The same frames at 160x128: large enough for DCT-domain scaling at short sides <= 64."""
     target = tmp_path_factory.mktemp("large") / "clip"
     target.mkdir()
     for i, frame in enumerate(_ffmpeg_frames(moving_video)):
@@ -91,10 +90,9 @@ def large_frame_folder(moving_video: Path, tmp_path_factory: pytest.TempPathFact
     ("large", 32), ("large", 48), ("large", 64), ("large", 100),
 ])
 def test_reduced_size_decode(frame_folder: Path, large_frame_folder: Path, folder: str, short_side: int) -> None:
-    """Frames at any short side, by either path (small frames: full decode and resize; large ones
-    shrunk to at most half: DCT-domain scaling), match a full decode resized with PIL."""
+    """Frames at any short side, by either path (a full decode and resize; frames shrunk to at most
+    half: DCT-domain scaling first), match a full decode resized with PIL."""
     frame_folder = frame_folder if folder == "small" else large_frame_folder
-    assert 64 * 64 < DRAFT_MIN_PIXELS <= 160 * 128  # so both decode paths are exercised here
     info = FRAME_READER.probe(frame_folder)
     frames = FRAME_READER.decode(frame_folder, [0, 3], short_side=short_side, info=info)
     width, height = resized_size(info.width, info.height, short_side)

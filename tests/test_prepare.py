@@ -228,3 +228,18 @@ def test_shards_merged_equal_one_unsharded_run(source: Path, tmp_path: Path, cap
     assert merged["shards"] == 3 and whole.converted == 14
     with pytest.raises(ValueError, match="expected I/N with 0 <= I < N"):
         prepare_dataset(source, tmp_path / "bad", PrepareOptions(shard="3/3", **QUIET))
+
+
+def test_packed_shards_merged_equal_one_packed_run(source: Path, tmp_path: Path) -> None:
+    """``--layout packed`` and ``--shard``/``--merge`` together: the merge lists the packed files."""
+    single = tmp_path / "single"
+    prepare_dataset(source, single, PrepareOptions(layout="packed", **QUIET))
+    sharded = tmp_path / "sharded"
+    for i in range(2):
+        assert cli_main(["prepare", str(source), str(sharded), "--workers", "1", "--no-progress",
+                         "--layout", "packed", "--shard", f"{i}/2"]) == 0
+    assert cli_main(["prepare", str(source), str(sharded), "--merge"]) == 0
+    tree = _tree(sharded)
+    assert tree == _tree(single)
+    listed = (sharded / "train.csv").read_text()
+    assert listed.count(".mgframes") == len(listed.splitlines()) > 0  # the split names the packed files

@@ -32,8 +32,10 @@ from torch.utils.data import Dataset
 
 from ..keys import ClipShape, unpack_key
 from . import transforms as T
-from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
+from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder, resized_size
+from .device_decode import EncodedClip
 from .failures import SkippedVideos
+from .frame_pack import is_packed
 from .frames import decoder_for
 from .record_index import RecordIndex, VideoRecord
 
@@ -94,6 +96,10 @@ class VideoClipDataset(Dataset):
             folders read their small metadata file).
         classes: optional class names, kept as :attr:`classes`.
         source: names the annotation file in messages.
+        decode_on: ``"workers"`` (default) decode in the loader workers; ``"device"``: items hold
+            an :class:`~.device_decode.EncodedClip` (the frames' JPEG bytes and the crop), decoded
+            batch-wise on the training device (:mod:`.device_decode`; frame folders and packed files
+            written by ``prepare`` only).
         skipped_dir: directory where unreadable videos are recorded, shared by all loader workers
             (``None``: a private temporary directory). Pass a run directory to keep the record.
     """
@@ -132,6 +138,7 @@ class VideoClipDataset(Dataset):
         classes: Sequence[str] | None = None,
         source: str = "",
         skipped_dir: str | os.PathLike | None = None,
+        decode_on: Literal["workers", "device"] = "workers",
     ) -> None:
         self.source = source or type(self).__name__
         if split not in ("train", "val", "test"):
@@ -152,6 +159,11 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"{self.source}: mean and std need 3 values (RGB), got {mean}, {std}")
         if not records:
             raise ValueError(f"{self.source}: no videos")
+        if decode_on not in ("workers", "device"):
+            raise ValueError(f"{self.source}: decode_on must be 'workers' or 'device', got {decode_on!r}")
+        if decode_on == "device":
+            _check_device_decodable(records, self.source, normalize)
+        self.decode_on = decode_on
         if multi_label and num_classes is None:
             raise ValueError(f"{self.source}: multi-label targets need num_classes")
         self.records = RecordIndex.of(records)
@@ -246,8 +258,10 @@ class VideoClipDataset(Dataset):
             "failed": failed,
         }
 
-    def _placeholder(self, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
+    def _placeholder(self, shape: ClipShape) -> torch.Tensor | list[torch.Tensor] | EncodedClip:
         """A zero clip of the shape a decoded view would have (it keeps the batch collatable)."""
+        if self.decode_on == "device":
+            return EncodedClip(None, (0, 0, 0, 0), (shape.crop_size, shape.crop_size), num_frames=shape.num_frames)
         video = torch.zeros(3, shape.num_frames, shape.crop_size, shape.crop_size, dtype=torch.uint8)
         return self.finish(video) if self.normalize else video
 
@@ -303,7 +317,7 @@ class VideoClipDataset(Dataset):
                 self._info_cache.popitem(last=False)
         return info
 
-    def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
+    def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor] | EncodedClip:
         # A directory is a frame folder (see .frames), read by the frame reader.
         decoder = decoder_for(record.path, self.decoder)
         if not os.path.exists(record.path):
@@ -318,8 +332,16 @@ class VideoClipDataset(Dataset):
             else:
                 indices, _ = T.random_clip_indices(n, num_frames, shape.stride_range)
             short_side = T.random_short_side(shape.jitter_range or (crop, crop))
-            frames = decoder.decode(record.path, indices, short_side=short_side, info=info)
-            frames = T.random_crop(frames, crop)
+            if getattr(decoder, "decodes_crops", False):  # decodes only the crop (see .frame_store)
+                height, width = resized_size(info.width, info.height, short_side)[::-1]
+                box = (*T.random_crop_origin(height, width, crop), crop)
+                if self.decode_on == "device":  # the same draws, the flip's included, decoded later
+                    flip = self.random_flip and torch.rand((1,)).item() < 0.5
+                    return self._encoded(decoder, record.path, indices, short_side, box, info, flip)
+                frames = decoder.decode_crop(record.path, indices, short_side, box, info=info)  # type: ignore[attr-defined]
+            else:
+                frames = decoder.decode(record.path, indices, short_side=short_side, info=info)
+                frames = T.random_crop(frames, crop)
             if self.random_flip:
                 frames = T.random_horizontal_flip(frames)
         else:
@@ -328,12 +350,25 @@ class VideoClipDataset(Dataset):
                 indices = T.segment_indices(n, num_frames, False, clip, self.test_num_clips)
             else:
                 indices = T.uniform_clip_indices(n, num_frames, shape.stride_range[0], clip, self.test_num_clips)
-            frames = decoder.decode(record.path, indices, short_side=crop, info=info)
-            frames = T.spatial_crop(frames, crop, crop_index, self.test_num_crops)
+            if getattr(decoder, "decodes_crops", False):  # decodes only the view (see .frame_store)
+                height, width = resized_size(info.width, info.height, crop)[::-1]
+                box = (*T.spatial_crop_origin(height, width, crop, crop_index, self.test_num_crops), crop)
+                if self.decode_on == "device":
+                    return self._encoded(decoder, record.path, indices, crop, box, info, False)
+                frames = decoder.decode_crop(record.path, indices, crop, box, info=info)  # type: ignore[attr-defined]
+            else:
+                frames = decoder.decode(record.path, indices, short_side=crop, info=info)
+                frames = T.spatial_crop(frames, crop, crop_index, self.test_num_crops)
         if frames.shape[0] != num_frames:
             raise ValueError(f"{record.path}: decoder returned {frames.shape[0]} of {num_frames} frames")
         video = frames.permute(1, 0, 2, 3)  # (C, T, H, W), still uint8
         return self.finish(video) if self.normalize else video
+
+    def _encoded(self, decoder: VideoDecoder, path: str, indices: list[int], short_side: int,
+                 box: tuple[int, int, int], info: VideoInfo, flip: bool) -> EncodedClip:
+        clip = decoder.encoded_crop(path, indices, short_side, box, info=info)  # type: ignore[attr-defined]
+        clip.flip = flip
+        return clip
 
     def _report_failure(self, path: str, exc: Exception) -> str:
         """Record an unreadable video (logged once per run), apply the failure-rate rule.
@@ -349,3 +384,15 @@ class VideoClipDataset(Dataset):
             self.num_videos, self.max_failure_rate, self.min_failures, self.source, f"{path} ({reason})"
         )
         return f"{path}: {reason}"
+
+
+def _check_device_decodable(records: Sequence[VideoRecord], source: str, normalize: bool) -> None:
+    """Device decoding reads stored JPEG frames: fail at setup, naming a video that is not one."""
+    if normalize:
+        raise ValueError(f"{source}: decode_on='device' finishes clips on the device; normalize=True cannot apply")
+    for record in records:
+        if not (is_packed(record.path) or os.path.isdir(record.path)):
+            raise ValueError(
+                f"{source}: decode_on='device' needs frame folders or packed files (lightning-multigrid prepare); "
+                f"{record.path} is a video file"
+            )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch.utils.data import DataLoader
@@ -24,6 +24,7 @@ from ..keys import ClipShape
 from ..namespace import lightning_module, save_init_arguments
 from .datasets import DatasetFormat, Split, VideoClipDataset, build_dataset, dataset_format
 from .decoders import DEFAULT_DECODER, get_decoder
+from .device_decode import EncodedBatch, collate_clips, decode_batch
 from .failures import report_skipped_videos
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
 from .transforms import DEFAULT_MEAN, DEFAULT_STD, finish_clips
@@ -78,6 +79,10 @@ class VideoDataDefinition(_TypingBase):
             and train on it (format ``csv``).
         synthetic_num_classes, synthetic_videos_per_class, synthetic_size, synthetic_num_frames,
             synthetic_seed: parameters of the generated set (``synthetic_size`` is ``(W, H)``).
+        decode_on: ``"workers"`` (default): loader workers decode and crop. ``"device"``: workers
+            only read the stored JPEG frames and choose each clip's frames and crop; the batch is
+            decoded, cropped and resized on the training device (:mod:`.device_decode`), also for
+            evaluation, precise BN and the multigrid probe. Needs frame folders or packed files.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class VideoDataDefinition(_TypingBase):
         synthetic_size: tuple[int, int] = (64, 48),
         synthetic_num_frames: int = 32,
         synthetic_seed: int = 0,
+        decode_on: Literal["workers", "device"] = "workers",
     ) -> None:
         super().__init__()
         # An unset num_classes stays out of the hparams: Lightning refuses to log a module and a
@@ -166,6 +172,9 @@ class VideoDataDefinition(_TypingBase):
             "num_frames": synthetic_num_frames,
             "seed": synthetic_seed,
         }
+        if decode_on not in ("workers", "device"):
+            raise ValueError(f"decode_on must be 'workers' or 'device', got {decode_on!r}")
+        self.decode_on = decode_on
         self.datasets: dict[Split, VideoClipDataset] = {}
         self.classes: list[str] | None = None
 
@@ -222,6 +231,8 @@ class VideoDataDefinition(_TypingBase):
             "mean": self.mean,
             "std": self.std,
         }
+        if self.decode_on != "workers":  # only then: datasets of other formats need not know the option
+            options["decode_on"] = self.decode_on
         if self._num_classes is not None:
             options["num_classes"] = self._num_classes
         run_dir = self.skipped_videos_dir
@@ -281,6 +292,7 @@ class VideoDataDefinition(_TypingBase):
             "num_workers": self.num_workers,
             "pin_memory": self.pin_memory,
             "persistent_workers": self.persistent_workers,
+            "collate_fn": collate_clips,  # default_collate, and encoded clips for decode_on="device"
         }
         if self.num_workers > 0 and self.prefetch_factor is not None:
             options["prefetch_factor"] = self.prefetch_factor
@@ -309,12 +321,20 @@ class VideoDataDefinition(_TypingBase):
         clips.
         """
         batch = super().transfer_batch_to_device(batch, device, dataloader_idx)  # type: ignore[misc]
-        return self.finish_batch(batch)
+        return self.finish_batch(batch, device)
 
-    def finish_batch(self, batch: Any) -> Any:
+    def finish_batch(self, batch: Any, device: torch.device | str = "cpu") -> Any:
         """A dict batch whose ``"video"`` is ``uint8`` with the model's float input in its place
         (:func:`~.transforms.finish_clips` with this module's mean, std and SlowFast alpha); any other
-        batch unchanged."""
+        batch unchanged. Encoded clips (``decode_on="device"``) are decoded on ``device`` first
+        (:func:`~.device_decode.decode_batch`); clips that fail there are zeros and, in evaluation
+        batches, marked ``"failed"``."""
+        if isinstance(batch, dict) and isinstance(batch.get("video"), EncodedBatch):
+            video, failed = decode_batch(batch["video"], device)
+            batch = {**batch, "video": video}
+            if failed and isinstance(batch.get("failed"), torch.Tensor):
+                batch["failed"] = batch["failed"].clone()
+                batch["failed"][failed] = True
         if isinstance(batch, dict) and isinstance(batch.get("video"), torch.Tensor) and batch["video"].dtype == torch.uint8:
             return {**batch, "video": finish_clips(batch["video"], self.mean, self.std, self.slowfast_alpha)}
         return batch

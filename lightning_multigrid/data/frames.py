@@ -9,17 +9,11 @@ instead of listing the folder.
 :class:`FrameFolderReader` implements the :class:`~.decoders.VideoDecoder` interface, so the
 datasets use it wherever a record's path is a directory (see :func:`decoder_for`):
 
-* only the ``T`` files a clip needs are opened;
-* a short side of at most half the stored one is decoded in the JPEG's DCT domain (PIL's
-  ``Image.draft`` scales by 1/2, 1/4 or 1/8 while decoding) and finished with one small resize:
-  16 frames of 320x240 to 160x120 cost 2.4 ms of CPU here, against 5.5 ms for a full decode
-  plus resize. Only for frames of at least :data:`DRAFT_MIN_PIXELS`: PIL's per-image cost
-  (~50 us of header parsing in Python) outweighs the saving on small frames (per frame, 8-frame
-  clips: 64x64 to 32 px 70 us with ``draft`` against 45 us for the full decode plus resize;
-  128x128 to 64 px 72 against 176 us);
-* other sizes are decoded at the stored size by torchvision's libjpeg-turbo decoder (one batched
-  call per clip) and the clip is resized in one call, as the video decoders do: 6.9 ms for those 16 frames to
-  298x224, against 12.9 ms for PIL decoding and resizing frame by frame.
+* only the ``T`` files a clip needs are opened, of the smallest stored level that covers the
+  size asked for (``prepare --levels`` adds a half-size copy of every frame in ``half/``);
+* decoding, cropping and resizing are :func:`~.frame_store.decode_crops`: libjpeg-turbo (DCT-scaled
+  where the stored frame is at least twice the size asked for), then one antialiased resize per
+  clip of only the pixels the crop needs (:meth:`FrameFolderReader.decode_crop`).
 """
 
 from __future__ import annotations
@@ -27,18 +21,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import cast
 
-import numpy as np
-import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from .decoder_base import BaseVideoDecoder
-from .decoders import VideoDecodeError, VideoDecoder, VideoInfo, resized_size
+from .decoders import VideoDecodeError, VideoDecoder, VideoInfo
+from .frame_pack import PACKED_EXT, PACKED_READER, is_packed
+from .frame_store import Level, StoredFramesReader
 
 __all__ = [
     "FRAME_EXTENSIONS",
@@ -48,6 +40,7 @@ __all__ = [
     "decoder_for",
     "find_videos",
     "is_frame_folder",
+    "verify_frame_folder",
     "frame_name",
 ]
 
@@ -67,6 +60,8 @@ class FrameFolderInfo(VideoInfo):
     digits: int = 6
     start: int = 1
     ext: str = ".jpg"
+    #: Extra stored resolutions (``prepare --levels``), each in the subfolder it names.
+    levels: tuple[Level, ...] = ()
 
 
 def frame_name(info: FrameFolderInfo, index: int) -> str:
@@ -86,7 +81,7 @@ def is_frame_folder(path: str | os.PathLike) -> bool:
 
 
 def find_videos(folder: str | os.PathLike, extensions: Sequence[str]) -> list[str]:
-    """Video files (by extension) and frame folders under ``folder``, sorted.
+    """Video files (by extension), frame folders and packed frame files under ``folder``, sorted.
 
     Frame folders are not descended into: listing every frame of a large dataset would cost
     far more than the walk itself.
@@ -102,23 +97,27 @@ def find_videos(folder: str | os.PathLike, extensions: Sequence[str]) -> list[st
             elif not name.startswith("."):
                 kept.append(name)
         subdirs[:] = kept
-        found.extend(os.path.join(directory, f) for f in files if f.lower().endswith(tuple(extensions)))
+        found.extend(os.path.join(directory, f) for f in files if f.lower().endswith((*extensions, PACKED_EXT)))
     return sorted(found, key=lambda p: PurePath(p).parts)  # the order Path sorting gives
 
 
 def decoder_for(path: str | os.PathLike, video_decoder: VideoDecoder) -> VideoDecoder:
-    """The reader for ``path``: :data:`FRAME_READER` for a directory, else ``video_decoder``."""
+    """The reader for ``path``: :data:`FRAME_READER` for a directory, the packed reader of
+    :mod:`.frame_pack` for a packed file, else ``video_decoder``."""
+    if is_packed(path):
+        return PACKED_READER
     return FRAME_READER if os.path.isdir(path) else video_decoder
 
 
-class FrameFolderReader(BaseVideoDecoder):
+class FrameFolderReader(StoredFramesReader):
     """Reads frame folders through the :class:`~.decoders.VideoDecoder` interface.
 
     It holds no state and no open files, so one instance serves every dataset and loader worker.
+    :meth:`decode_crop` decodes only a clip's crop (see :mod:`.frame_store`); the datasets use it
+    where a reader has it (:attr:`decodes_crops`).
     """
 
     name = "frames"
-    decode_time_resize = True
 
     def probe(self, path: str | os.PathLike) -> FrameFolderInfo:
         path = os.fspath(path)
@@ -130,87 +129,44 @@ class FrameFolderReader(BaseVideoDecoder):
     def _info(self, path: str, info: VideoInfo | None) -> FrameFolderInfo:
         return info if isinstance(info, FrameFolderInfo) else self.probe(path)
 
-    def _decode(self, path: str, indices: list[int], short_side: int | None, info: VideoInfo) -> torch.Tensor:
+    def _open_store(self, path: str, info: VideoInfo) -> tuple[tuple[Level, ...], Callable[[int, str], bytes], Callable[[], None]]:
         info = cast(FrameFolderInfo, info)  # what _info returned
-        size = (info.width, info.height) if short_side is None else resized_size(info.width, info.height, short_side)
-        unique = list(dict.fromkeys(indices))  # each file is read once, repeats are copied
-        files = [os.path.join(path, frame_name(info, i)) for i in unique]
-        try:
-            halved = size[0] * 2 <= info.width and size[1] * 2 <= info.height
-            if halved and info.width * info.height >= DRAFT_MIN_PIXELS:
-                video = _decode_reduced(files, size)
-            else:
-                video = _decode_full(files, size)
-        except _FrameError as exc:
-            file = exc.args[0]
-            index = unique[files.index(file)]
-            raise VideoDecodeError(f"{file}: cannot read frame {index} ({exc.__cause__})") from exc.__cause__
-        if len(unique) != len(indices):
-            row = {index: k for k, index in enumerate(unique)}
-            video = video[[row[i] for i in indices]]
-        return video
 
-
-class _FrameError(Exception):
-    """Carries the file that failed; the cause is the library's error."""
-
-
-def _decode_reduced(files: list[str], size: tuple[int, int]) -> torch.Tensor:
-    """Frames shrunk by at least half: PIL decodes at 1/2, 1/4 or 1/8 scale in the DCT domain
-    (``draft`` picks the largest reduction that keeps both sides >= ``size``), then a small resize.
-
-    Returns a ``(T, C, H, W)`` view of ``(T, H, W, C)`` memory: the crop slices it and
-    collation into the batch copies it once, so a contiguous copy here would be one more full pass.
-    """
-    out = np.empty((len(files), size[1], size[0], 3), dtype=np.uint8)
-    for row, file in enumerate(files):
-        try:
-            with Image.open(file) as image:
-                image.draft("RGB", size)
-                rgb = image.convert("RGB")
-            if rgb.size != size:
-                rgb = rgb.resize(size, Image.Resampling.BILINEAR)  # antialiased when shrinking, like TF.resize
-            out[row] = np.asarray(rgb)
-        except (OSError, ValueError) as exc:
-            raise _FrameError(file) from exc
-    return torch.from_numpy(out).permute(0, 3, 1, 2)
-
-
-def _decode_full(files: list[str], size: tuple[int, int]) -> torch.Tensor:
-    """Frames kept, enlarged or shrunk by less than half: libjpeg-turbo through torchvision at the
-    stored size, then one resize of the whole clip (the video decoders' rescale).
-
-    JPEGs are decoded in one batched call (16 64x64 frames: 0.57 ms of CPU against 0.72 ms one by
-    one); on an error each file is decoded alone, so that the message names the broken one.
-    """
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg  # noqa: PLC0415 - heavy import
-
-    data = []
-    for file in files:
-        try:
-            with open(file, "rb") as handle:
-                data.append(torch.frombuffer(bytearray(handle.read()), dtype=torch.uint8))
-        except OSError as exc:
-            raise _FrameError(file) from exc
-    try:
-        if all(f.lower().endswith((".jpg", ".jpeg")) for f in files):
-            frames = decode_jpeg(data, mode=ImageReadMode.RGB)
-        else:
-            frames = [decode_image(d, mode=ImageReadMode.RGB) for d in data]
-    except (RuntimeError, ValueError):
-        frames = []
-        for file, encoded in zip(files, data):
+        def read(index: int, level: str) -> bytes:
+            file = os.path.join(path, level, frame_name(info, index))
             try:
-                frames.append(decode_image(encoded, mode=ImageReadMode.RGB))
-            except (RuntimeError, ValueError) as exc:
-                raise _FrameError(file) from exc
-    return _resize_clip(torch.stack(frames), size)
+                with open(file, "rb") as handle:
+                    return handle.read()
+            except OSError as exc:
+                raise VideoDecodeError(f"{file}: cannot read frame {index} ({exc})") from exc
+
+        return (Level("", info.width, info.height), *info.levels), read, lambda: None
+
+    def _frame_name(self, path: str, info: VideoInfo, index: int, level: str) -> str:
+        return os.path.join(path, level, frame_name(cast(FrameFolderInfo, info), index))
 
 
-def _resize_clip(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if (video.shape[-1], video.shape[-2]) == size:
-        return video
-    return TF.resize(video, [size[1], size[0]], antialias=True)
+def verify_frame_folder(folder: str | os.PathLike, meta: dict) -> None:
+    """``prepare``'s check of a written folder described by ``meta`` (its :data:`META_NAME` content):
+    exactly ``num_frames`` images per stored level, each decodable at the level's recorded size.
+
+    Raises:
+        ValueError: naming the level and file that is missing, extra, of the wrong size or truncated.
+    """
+    levels = [("", meta["width"], meta["height"])] + [(lv["name"], lv["width"], lv["height"]) for lv in meta.get("levels", ())]
+    info = FrameFolderInfo(meta["num_frames"], meta["width"], meta["height"], meta["fps"])
+    expected = [frame_name(info, i) for i in range(info.num_frames)]
+    for level, width, height in levels:
+        directory = os.path.join(folder, level)
+        names = sorted(e.name for e in os.scandir(directory) if e.is_file())
+        if names != expected:
+            raise ValueError(f"wrote {len(names)} files{f' in {level}/' if level else ''}, expected {len(expected)} frames")
+        for name in names:
+            with Image.open(os.path.join(directory, name)) as image:
+                if image.size != (width, height):
+                    raise ValueError(f"{os.path.join(level, name)}: size {image.size}, expected {(width, height)}")
+                image.draft("RGB", (1, 1))  # entropy-decodes every block (catches truncation) at 1/8 scale
+                image.load()
 
 
 def _info_from_meta(meta_path: str) -> FrameFolderInfo:
@@ -220,6 +176,7 @@ def _info_from_meta(meta_path: str) -> FrameFolderInfo:
             int(meta["num_frames"]), int(meta["width"]), int(meta["height"]), float(meta.get("fps") or 0.0),
             prefix=str(meta.get("prefix", "")), digits=int(meta.get("digits", 6)),
             start=int(meta.get("start", 1)), ext=str(meta.get("ext", ".jpg")),
+            levels=tuple(Level(str(lv["name"]), int(lv["width"]), int(lv["height"])) for lv in meta.get("levels", ())),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VideoDecodeError(f"{meta_path}: unreadable frame-folder metadata ({type(exc).__name__}: {exc})") from exc

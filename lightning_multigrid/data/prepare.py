@@ -41,8 +41,21 @@ from typing import Any
 from .datasets import VideoClipDataset
 from .decoders import resized_size
 from .frame_index import one_swscale_thread
-from .frames import META_NAME, FrameFolderInfo, frame_name
-from .prepare_layout import DEFAULT_SPLITS, Job, load_split, split_names, video_jobs, write_splits
+from .frame_pack import PACKED_EXT, pack_folder
+from .frame_store import LEVEL_DIRS, half_size
+from .frames import META_NAME, verify_frame_folder
+from .prepare_layout import (
+    DEFAULT_SPLITS,
+    TMP_PREFIX,
+    Job,
+    finished_meta,
+    finished_output,
+    load_split,
+    remove_stale_temps,
+    split_names,
+    video_jobs,
+    write_splits,
+)
 from .prepare_shard import Shard, merged_report, shard_reports
 from .progress import Progress
 
@@ -50,7 +63,6 @@ __all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "merge_shards",
 
 REPORT_NAME = "prepare_report.json"
 OPTIONS_NAME = "prepare_options.json"
-_TMP_PREFIX = ".tmp-"
 # The failure-rate rule of training, with training's defaults (one rule for both).
 _DATASET_DEFAULTS = inspect.signature(VideoClipDataset.__init__).parameters
 
@@ -64,6 +76,10 @@ class PrepareOptions:
     labels_file: str | None = None
     short_side: int | None = None
     quality: int = 90
+    #: Extra stored resolutions (names of :data:`~.frame_store.LEVEL_DIRS`), read by clips that fit them.
+    levels: list[str] = field(default_factory=list)
+    #: ``"folders"`` (one JPEG file per frame) or ``"packed"`` (one file per video, see :mod:`.frame_pack`).
+    layout: str = "folders"
     workers: int = max(1, os.cpu_count() or 1)
     max_failure_rate: float = _DATASET_DEFAULTS["max_failure_rate"].default
     min_failures: int = _DATASET_DEFAULTS["min_failures"].default
@@ -90,15 +106,21 @@ class PrepareSummary:
 # --------------------------------------------------------------------------------------------
 # One video (runs in a worker process)
 # --------------------------------------------------------------------------------------------
-def convert_video(source: str, target: str, short_side: int | None, quality: int) -> dict[str, Any]:
-    """Write ``source``'s frames into the folder ``target`` (atomically); returns its metadata."""
+def convert_video(source: str, target: str, short_side: int | None, quality: int,
+                  levels: tuple[str, ...] = (), packed: bool = False) -> dict[str, Any]:
+    """Write ``source``'s frames into the folder ``target`` (atomically); returns its metadata.
+
+    ``levels`` (``"half"``) also writes each frame at half the short side into that subfolder.
+    ``packed``: the verified folder becomes the one packed file ``target`` (:mod:`.frame_pack`)."""
     import av  # noqa: PLC0415 - worker-side import
     from PIL import Image  # noqa: PLC0415
 
     final = Path(target)
-    tmp = final.parent / f"{_TMP_PREFIX}{final.name}-{os.getpid()}"
+    tmp = final.parent / f"{TMP_PREFIX}{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    for level in levels:
+        (tmp / level).mkdir()
     try:
         with av.open(source) as container:
             if not container.streams.video:
@@ -115,15 +137,28 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
                 # AREA averages every source pixel when shrinking.
                 rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA",
                                      **one_swscale_thread())
-                Image.fromarray(rgb.to_ndarray()).save(tmp / f"{count + 1:06d}.jpg", quality=quality)
+                image = Image.fromarray(rgb.to_ndarray())
+                image.save(tmp / f"{count + 1:06d}.jpg", quality=quality)
+                for level in levels:  # BOX averages every stored pixel, as AREA did
+                    image.resize(half_size(width, height), Image.Resampling.BOX).save(
+                        tmp / level / f"{count + 1:06d}.jpg", quality=quality)
                 count += 1
             declared = int(stream.frames or 0)
         if count == 0:
             raise ValueError("no decodable frames")
         meta = {"num_frames": count, "width": width, "height": height, "fps": fps, "prefix": "", "digits": 6,
                 "start": 1, "ext": ".jpg", "declared_frames": declared, "quality": quality, "short_side": short_side}
-        _verify(tmp, meta)
-        meta["bytes"] = sum(f.stat().st_size for f in tmp.iterdir())
+        if levels:
+            meta["levels"] = [{"name": level, "width": half_size(width, height)[0], "height": half_size(width, height)[1]}
+                              for level in levels]
+        verify_frame_folder(tmp, meta)
+        meta["bytes"] = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+        if packed:  # the packed file appears by rename, complete and verified: it is its own done-marker
+            del meta["bytes"]  # the folder's; the file's size is what the report counts
+            meta["bytes"] = pack_folder(tmp, tmp.with_name(tmp.name + PACKED_EXT), meta)
+            os.replace(tmp.with_name(tmp.name + PACKED_EXT), final)
+            shutil.rmtree(tmp)
+            return meta
         (tmp / META_NAME).write_text(json.dumps(meta))  # last file written: the done-marker
         if final.exists():
             shutil.rmtree(final)  # an unfinished folder from an older layout
@@ -131,29 +166,14 @@ def convert_video(source: str, target: str, short_side: int | None, quality: int
         return meta
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.with_name(tmp.name + PACKED_EXT).unlink(missing_ok=True)
         raise
 
 
-def _verify(folder: Path, meta: dict[str, Any]) -> None:
-    """Exactly ``num_frames`` JPEGs, each decodable at the recorded size."""
-    from PIL import Image  # noqa: PLC0415
-
-    names = sorted(p.name for p in folder.iterdir())
-    info = FrameFolderInfo(meta["num_frames"], meta["width"], meta["height"], meta["fps"])
-    expected = [frame_name(info, i) for i in range(info.num_frames)]
-    if names != expected:
-        raise ValueError(f"wrote {len(names)} files, expected {len(expected)} frames")
-    for name in names:
-        with Image.open(folder / name) as image:
-            if image.size != (info.width, info.height):
-                raise ValueError(f"{name}: size {image.size}, expected {(info.width, info.height)}")
-            image.draft("RGB", (1, 1))  # entropy-decodes every block (catches truncation) at 1/8 scale
-            image.load()
-
-
-def _worker(job: Job, short_side: int | None, quality: int) -> tuple[Job, dict[str, Any] | None, str]:
+def _worker(job: Job, short_side: int | None, quality: int, levels: tuple[str, ...] = (),
+            packed: bool = False) -> tuple[Job, dict[str, Any] | None, str]:
     try:
-        return job, convert_video(job.source, job.target, short_side, quality), ""
+        return job, convert_video(job.source, job.target, short_side, quality, levels, packed), ""
     except Exception as exc:  # noqa: BLE001 - reported per video; the run goes on
         return job, None, f"{type(exc).__name__}: {exc}".strip()
 
@@ -171,6 +191,13 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
     options = options or PrepareOptions()
     if not 1 <= options.quality <= 100:
         raise ValueError(f"quality: must be in [1, 100], got {options.quality}")
+    if options.layout not in ("folders", "packed"):
+        raise ValueError(f"layout: must be 'folders' or 'packed', got {options.layout!r}")
+    if options.layout == "packed" and options.format not in ("csv", "folder"):
+        raise ValueError(f"layout: 'packed' needs the csv or folder format ({options.format} names videos by folder id)")
+    unknown = sorted(set(options.levels) - set(LEVEL_DIRS))
+    if unknown:
+        raise ValueError(f"levels: unknown {unknown}; known: {list(LEVEL_DIRS)}")
     if options.short_side is not None and options.short_side < 2:
         raise ValueError(f"short_side: must be >= 2, got {options.short_side}")
     shard = Shard.parse(options.shard) if options.shard else None
@@ -182,17 +209,18 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
     datasets = {split: load_split(options.format, src_path, split, options.labels_file)
                 for split in split_names(options.format, src_path, options.splits)}
     summary = PrepareSummary()
-    jobs = video_jobs(datasets, src_path, out_path)
+    suffix = PACKED_EXT if options.layout == "packed" else ""
+    jobs = video_jobs(datasets, src_path, out_path, suffix)
     if shard is not None:
         jobs = {source: job for source, job in jobs.items() if shard.owns(Path(job.target).relative_to(out_path).as_posix())}
     _check_settings(out_path, options)  # after the splits parsed: a typo must not pin the settings
     summary.videos = len(jobs)
-    _remove_stale_temps(out_path, None if shard is None else {job.target for job in jobs.values()})
+    remove_stale_temps(out_path, None if shard is None else {job.target for job in jobs.values()})
     todo = []
     for job in jobs.values():
-        if (Path(job.target) / META_NAME).is_file():
+        if finished_output(job.target):
             summary.skipped_done += 1
-            _account(summary, json.loads((Path(job.target) / META_NAME).read_text()))
+            _account(summary, finished_meta(job.target))
         elif not os.path.isfile(job.source):
             summary.missing.append(job.source)  # as in training: reported, not counted as a failure
         else:
@@ -201,7 +229,8 @@ def prepare_dataset(src: str | os.PathLike, out: str | os.PathLike, options: Pre
         _run(todo, options, summary, f"prepare {shard}" if shard else "prepare")
     finally:
         if shard is None:  # shards leave the split files to the merge
-            summary.split_files = write_splits(options.format, datasets, jobs, src_path, out_path, options.labels_file)
+            summary.split_files = write_splits(options.format, datasets, jobs, src_path, out_path, options.labels_file,
+                                               suffix)
         summary.seconds = time.perf_counter() - started
         report = {**asdict(summary), "options": asdict(options), "bytes_per_video_hour": bytes_per_hour(summary)}
         (out_path / (REPORT_NAME if shard is None else shard.report_name)).write_text(json.dumps(report, indent=2) + "\n")
@@ -225,8 +254,9 @@ def merge_shards(src: str | os.PathLike, out: str | os.PathLike, options: Prepar
         raise ValueError(f"{out_path} was prepared as format {settings['format']!r}; --merge got --format {options.format}")
     totals = merged_report(reports)
     summary = PrepareSummary(**{k: v for k, v in totals.items() if k != "shard_seconds"}, seconds=max(totals["shard_seconds"]))
-    summary.split_files = write_splits(options.format, datasets, video_jobs(datasets, src_path, out_path), src_path,
-                                       out_path, options.labels_file)
+    suffix = PACKED_EXT if settings.get("layout") == "packed" else ""  # the shards' layout, not the flag's
+    summary.split_files = write_splits(options.format, datasets, video_jobs(datasets, src_path, out_path, suffix),
+                                       src_path, out_path, options.labels_file, suffix)
     report = {**asdict(summary), "options": {**asdict(options), **settings}, "bytes_per_video_hour": bytes_per_hour(summary),
               "shards": len(reports), "shard_seconds": totals["shard_seconds"]}
     (out_path / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
@@ -239,7 +269,11 @@ def bytes_per_hour(summary: PrepareSummary) -> float | None:
 
 
 def _check_settings(out: Path, options: PrepareOptions) -> None:
-    settings = {"format": options.format, "short_side": options.short_side, "quality": options.quality}
+    settings: dict[str, Any] = {"format": options.format, "short_side": options.short_side, "quality": options.quality}
+    if options.levels:  # only then: an OUT prepared before levels existed resumes as it was
+        settings["levels"] = list(options.levels)
+    if options.layout != "folders":
+        settings["layout"] = options.layout
     path = out / OPTIONS_NAME
     if path.is_file():
         previous = json.loads(path.read_text())
@@ -249,22 +283,6 @@ def _check_settings(out: Path, options: PrepareOptions) -> None:
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
         temporary.write_text(json.dumps(settings) + "\n")
         os.replace(temporary, path)
-
-
-def _remove_stale_temps(out: Path, targets: set[str] | None = None) -> None:
-    """Delete the temp folders an interrupted run left (only those of ``targets``' videos when
-    given: other shards may be writing theirs); finished frame folders are not entered (listing
-    every frame of a large dataset would dominate a resumed run's start)."""
-    for directory, subdirs, _ in os.walk(out):
-        kept = []
-        for name in subdirs:
-            path = os.path.join(directory, name)
-            if name.startswith(_TMP_PREFIX):
-                if targets is None or os.path.join(directory, name[len(_TMP_PREFIX):].rpartition("-")[0]) in targets:
-                    shutil.rmtree(path, ignore_errors=True)
-            elif not os.path.isfile(os.path.join(path, META_NAME)):
-                kept.append(name)
-        subdirs[:] = kept
 
 
 def _account(summary: PrepareSummary, meta: dict[str, Any]) -> None:
@@ -299,7 +317,7 @@ def _run(todo: list[Job], options: PrepareOptions, summary: PrepareSummary, name
     try:
         if options.workers <= 1:
             for job in todo:
-                record(*_worker(job, options.short_side, options.quality))
+                record(*_worker(job, options.short_side, options.quality, tuple(options.levels), options.layout == "packed"))
             return
         with ProcessPoolExecutor(max_workers=options.workers) as pool:
             pending: set[Future] = set()
@@ -321,7 +339,8 @@ def _run(todo: list[Job], options: PrepareOptions, summary: PrepareSummary, name
 def _top_up(pool: ProcessPoolExecutor, pending: set[Future], queue: Iterable[Job], size: int, options: PrepareOptions) -> None:
     """Keep a few jobs queued per worker (not all: a stop must not wait for the whole dataset)."""
     for job in queue:
-        pending.add(pool.submit(_worker, job, options.short_side, options.quality))
+        pending.add(pool.submit(_worker, job, options.short_side, options.quality, tuple(options.levels),
+                                   options.layout == "packed"))
         if len(pending) >= size:
             return
 
@@ -346,6 +365,12 @@ def prepare_main(argv: list[str] | None = None) -> int:
                         help="rescale frames to this short side (never enlarged; default: keep the source size). "
                              "Choose at least the largest training jitter size.")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100 (default 90)")
+    parser.add_argument("--layout", choices=("folders", "packed"), default="folders",
+                        help="folders: one JPEG file per frame; packed: one file per video (frames, levels and an "
+                             "offset index; csv and folder formats)")
+    parser.add_argument("--levels", nargs="*", default=[], choices=LEVEL_DIRS,
+                        help="also store every frame at half the short side (in half/): clips whose jittered short side "
+                             "fits it decode a quarter of the pixels (+47%% disk on the synthetic 320x240 set)")
     parser.add_argument("--workers", type=int, default=PrepareOptions.workers, help="processes (default: all cores)")
     parser.add_argument("--max-failure-rate", type=float, default=PrepareOptions.max_failure_rate,
                         help="stop when more than this fraction of the videos is unreadable (training's rule and default)")
@@ -361,7 +386,7 @@ def prepare_main(argv: list[str] | None = None) -> int:
     if args.merge and args.shard:
         parser.error("--merge and --shard exclude each other (merge once, after every shard)")
     options = PrepareOptions(format=args.format, splits=args.splits, labels_file=args.labels_file,
-                             short_side=args.short_side, quality=args.quality, workers=args.workers,
+                             short_side=args.short_side, quality=args.quality, levels=args.levels, layout=args.layout, workers=args.workers,
                              max_failure_rate=args.max_failure_rate, min_failures=args.min_failures,
                              progress=not args.no_progress, shard=args.shard)
     try:

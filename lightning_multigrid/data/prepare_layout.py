@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from .datasets import DATASET_FORMATS, VideoClipDataset, build_dataset, dataset_format
+from .frame_pack import PACKED_EXT, is_packed, packed_meta
 from .frames import FRAME_READER, META_NAME
 
-__all__ = ["DEFAULT_SPLITS", "Job", "frame_folder_of", "load_split", "split_names", "video_jobs", "write_split",
-           "write_splits"]
+TMP_PREFIX = ".tmp-"  # temp folders and files of unfinished videos
+
+__all__ = ["DEFAULT_SPLITS", "Job", "TMP_PREFIX", "finished_meta", "finished_output", "frame_folder_of", "load_split",
+           "remove_stale_temps", "split_names", "video_jobs", "write_split", "write_splits"]
 
 #: Split files used when none are given: the conventional names that exist under SRC.
 DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {name: cls.conventional_splits for name, cls in DATASET_FORMATS.items()}
@@ -76,8 +80,9 @@ def frame_folder_of(src: Path, out: Path, video: str) -> Path:
 
 
 def write_split(fmt: str, src: Path, out: Path, split: str, dataset: VideoClipDataset,
-                done: Callable[[str], bool], labels_file: str | None = None) -> list[Path]:
-    """Write the split file(s) under OUT pointing at the finished frame folders."""
+                done: Callable[[str], bool], labels_file: str | None = None, suffix: str = "") -> list[Path]:
+    """Write the split file(s) under OUT pointing at the finished frame folders (or, with ``suffix``,
+    the packed files: the folder path plus that extension)."""
     written: list[Path] = []
     if fmt == "folder":
         directory = Path(dataset.source)
@@ -88,7 +93,8 @@ def write_split(fmt: str, src: Path, out: Path, split: str, dataset: VideoClipDa
     split_out = out / split_in.resolve().relative_to(src.resolve())
     split_out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        lines = [f"{frame_folder_of(src, out, r.path).relative_to(out).as_posix()} {r.label}" for r in dataset.records if done(r.path)]
+        lines = [f"{frame_folder_of(src, out, r.path).relative_to(out).as_posix()}{suffix} {r.label}"
+                 for r in dataset.records if done(r.path)]
         split_out.write_text("\n".join(lines) + "\n")
         for classes in (split_in.parent / "classes.txt", src / "classes.txt"):
             if classes.is_file():
@@ -118,15 +124,16 @@ def write_split(fmt: str, src: Path, out: Path, split: str, dataset: VideoClipDa
     return [split_out, *written]
 
 
-def video_jobs(datasets: dict[str, VideoClipDataset], src: Path, out: Path) -> dict[str, Job]:
-    """One job per listed video (by source path), refusing two videos that map to one folder."""
+def video_jobs(datasets: dict[str, VideoClipDataset], src: Path, out: Path, suffix: str = "") -> dict[str, Job]:
+    """One job per listed video (by source path), refusing two videos that map to one output; ``suffix``
+    is the packed layout's file extension (``""``: frame folders)."""
     jobs: dict[str, Job] = {}
     owners: dict[str, str] = {}  # target folder -> source video
     for dataset in datasets.values():
         for source in dataset.records.paths():
             if source in jobs:
                 continue  # listed by several splits
-            target = str(frame_folder_of(src, out, source))
+            target = str(frame_folder_of(src, out, source)) + suffix
             if owners.setdefault(target, source) != source:
                 raise ValueError(f"{owners[target]} and {source} would both become {target}; rename one")
             jobs[source] = Job(source, target)
@@ -134,12 +141,57 @@ def video_jobs(datasets: dict[str, VideoClipDataset], src: Path, out: Path) -> d
 
 
 def write_splits(fmt: str, datasets: dict[str, VideoClipDataset], jobs: dict[str, Job], src: Path, out: Path,
-                 labels_file: str | None = None) -> list[str]:
-    """Every split's files under OUT, listing the videos whose folder is finished; their paths under OUT."""
-    done = {j.source for j in jobs.values() if (Path(j.target) / META_NAME).is_file()}
+                 labels_file: str | None = None, suffix: str = "") -> list[str]:
+    """Every split's files under OUT, listing the videos whose output is finished; their paths under OUT."""
+    done = {j.source for j in jobs.values() if finished_output(j.target)}
     written: list[str] = []
     for split, dataset in datasets.items():
-        for file in write_split(fmt, src, out, split, dataset, done.__contains__, labels_file):
+        for file in write_split(fmt, src, out, split, dataset, done.__contains__, labels_file, suffix):
             if str(file.relative_to(out)) not in written:
                 written.append(str(file.relative_to(out)))
     return written
+
+
+# --------------------------------------------------------------------------------------------
+# Finished and unfinished outputs (resume)
+# --------------------------------------------------------------------------------------------
+def finished_output(target: str) -> bool:
+    """Whether ``target`` (a frame folder, or a packed file) was completed by an earlier run."""
+    return os.path.isfile(target) if is_packed(target) else os.path.isfile(os.path.join(target, META_NAME))
+
+
+def finished_meta(target: str) -> dict[str, Any]:
+    """The metadata of a finished output; ``bytes`` is what it takes on disk (a packed file: its size)."""
+    if is_packed(target):
+        return {**packed_meta(target), "bytes": os.path.getsize(target)}
+    return json.loads((Path(target) / META_NAME).read_text())
+
+
+def _temp_owner(directory: str, name: str) -> tuple[str, str]:
+    """The outputs a temp entry ``.tmp-<name>-<pid>[.mgframes]`` may belong to (folder, packed file)."""
+    base = name[len(TMP_PREFIX):].removesuffix(PACKED_EXT)
+    folder = os.path.join(directory, base.rpartition("-")[0])
+    return folder, folder + PACKED_EXT
+
+
+def remove_stale_temps(out: Path, targets: set[str] | None = None) -> None:
+    """Delete the temp folders (and packed files) an interrupted run left, only those of ``targets``'
+    videos when given (other shards may be writing theirs); finished frame folders are not entered
+    (listing every frame of a large dataset would dominate a resumed run's start)."""
+    def stale(directory: str, name: str) -> bool:
+        return name.startswith(TMP_PREFIX) and (
+            targets is None or any(owner in targets for owner in _temp_owner(directory, name)))
+
+    for directory, subdirs, files in os.walk(out):
+        for name in files:
+            if stale(directory, name):
+                os.unlink(os.path.join(directory, name))
+        kept = []
+        for name in subdirs:
+            path = os.path.join(directory, name)
+            if name.startswith(TMP_PREFIX):
+                if stale(directory, name):
+                    shutil.rmtree(path, ignore_errors=True)
+            elif not os.path.isfile(os.path.join(path, META_NAME)):
+                kept.append(name)
+        subdirs[:] = kept

@@ -22,8 +22,10 @@ __all__ = [
     "segment_indices",
     "random_short_side",
     "random_crop",
+    "random_crop_origin",
     "center_crop",
     "spatial_crop",
+    "spatial_crop_origin",
     "random_horizontal_flip",
     "normalize_clips",
     "normalize_video",
@@ -147,8 +149,7 @@ def random_short_side(
     return randint(lo, hi, generator)
 
 
-def _check_fits(video: torch.Tensor, size: int) -> tuple[int, int]:
-    height, width = video.shape[-2:]
+def _check_fits(height: int, width: int, size: int) -> tuple[int, int]:
     if height < size or width < size:
         raise ValueError(f"crop {size}x{size} does not fit a {height}x{width} frame")
     return height, width
@@ -156,10 +157,17 @@ def _check_fits(video: torch.Tensor, size: int) -> tuple[int, int]:
 
 def random_crop(video: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A random ``size x size`` crop, the same for every frame."""
-    height, width = _check_fits(video, size)
+    top, left = random_crop_origin(video.shape[-2], video.shape[-1], size, generator)
+    return video[..., top : top + size, left : left + size]
+
+
+def random_crop_origin(height: int, width: int, size: int, generator: torch.Generator | None = None) -> tuple[int, int]:
+    """``(top, left)`` of :func:`random_crop` in a ``height x width`` frame, drawn before decoding so a
+    reader can decode only the crop (the same draws, so the same crop)."""
+    _check_fits(height, width, size)
     top = randint(0, height - size, generator)
     left = randint(0, width - size, generator)
-    return video[..., top : top + size, left : left + size]
+    return top, left
 
 
 def center_crop(video: torch.Tensor, size: int) -> torch.Tensor:
@@ -173,18 +181,24 @@ def spatial_crop(video: torch.Tensor, size: int, crop_index: int, num_crops: int
     One crop is the centre; three are left/centre/right for landscape frames (top/centre/bottom
     for portrait ones), each centred on the short side.
     """
+    top, left = spatial_crop_origin(video.shape[-2], video.shape[-1], size, crop_index, num_crops)
+    return video[..., top : top + size, left : left + size]
+
+
+def spatial_crop_origin(height: int, width: int, size: int, crop_index: int, num_crops: int) -> tuple[int, int]:
+    """``(top, left)`` of :func:`spatial_crop` in a ``height x width`` frame (known before decoding)."""
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
     if not 0 <= crop_index < num_crops:
         raise ValueError(f"crop_index {crop_index} outside [0, {num_crops})")
-    height, width = _check_fits(video, size)
+    _check_fits(height, width, size)
     position = 1 if num_crops == 1 else crop_index  # 0: start, 1: centre, 2: end of the long side
     top, left = (height - size) // 2, (width - size) // 2
     if width >= height:
         left = (0, (width - size) // 2, width - size)[position]
     else:
         top = (0, (height - size) // 2, height - size)[position]
-    return video[..., top : top + size, left : left + size]
+    return top, left
 
 
 def random_horizontal_flip(
