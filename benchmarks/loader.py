@@ -37,12 +37,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from lightning_multigrid.cli.make_synthetic import parse_size
 from lightning_multigrid.data import make_synthetic_dataset
 from lightning_multigrid.data.datasets import CsvVideoDataset
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
-from lightning_multigrid.data.synthetic_cli import parse_size
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import MultigridSchedule
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stage_timing  # noqa: E402 - benchmarks/ sibling module

@@ -34,7 +34,7 @@ import torch
 from lightning_multigrid.data import decoders as D
 from lightning_multigrid.data import get_decoder, make_synthetic_dataset, resized_size
 from lightning_multigrid.data.datasets import VideoClipDataset, VideoRecord
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
 
 #: (why, old text, new text) in decoders.py.
 PROPOSED_CHANGES = [

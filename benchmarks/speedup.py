@@ -23,7 +23,7 @@ compute-only clips/s, data wait, and the compute efficiency against the ideal
 time per iteration, per grid) and its training time over that floor (:mod:`speedup_grids`).
 The measured speed-up (baseline training time / multigrid training time) is printed next to the
 theoretical one (baseline iterations / multigrid iterations from
-:class:`~lightning_multigrid.schedule.MultigridSchedule`). ``--seeds N`` repeats both runs for N
+:class:`~lightning_multigrid.schedule.multigrid.MultigridSchedule`). ``--seeds N`` repeats both runs for N
 seeds and reports each seed's and the mean test top-1 difference. Results go to
 ``<out-dir>/speedup.json`` and ``<out-dir>/speedup.png``.
 
@@ -53,9 +53,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from lightning_multigrid.data.synthetic_cli import parse_size
-from lightning_multigrid.lr import LrPolicy, apply_lr_factor, read_base_lrs
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.cli.make_synthetic import parse_size
+from lightning_multigrid.schedule.lr import LrPolicy, apply_lr_factor, read_base_lrs
+from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speedup_grids  # noqa: E402 - benchmarks/ sibling module
@@ -298,7 +298,7 @@ def run_training(cfg: RunConfig) -> dict[str, Any]:
 
     import torch
 
-    from lightning_multigrid.callback import MultigridCallback
+    from lightning_multigrid.callback.hooks import MultigridCallback
     from lightning_multigrid.data.datamodule import VideoDataModule
     from lightning_multigrid.models import DefaultSGD, VideoClassifier
 
@@ -409,7 +409,7 @@ def _child_main(config_path: str, result_path: str) -> int:
 class BaselineSchedule(pl.Callback):
     """The baseline's LR and evaluation epochs, with no multigrid code in the training loop.
 
-    The LR is set every iteration by :class:`lightning_multigrid.lr.LrPolicy` over
+    The LR is set every iteration by :class:`lightning_multigrid.schedule.lr.LrPolicy` over
     ``MultigridSchedule(recipe with both cycles off)``, the very rule the multigrid callback uses, so
     both runs follow the same step rule
     (``gamma ** k`` after the ``k``-th milestone, same warmup). Validation runs only on
@@ -990,7 +990,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f"data: {data_dir} ({num_train} training clips, {num_classes} classes)"
         + (f", generated in {data_info['generation_s']:.1f}s" if data_info.get("generated") else ""))
     if not args.quiet and args.only != "baseline":
-        from lightning_multigrid.schedule_report import format_schedule_table
+        from lightning_multigrid.schedule.report import format_schedule_table
 
         print(format_schedule_table(schedule, cfg.devices, num_train), flush=True)
 

@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from lightning_multigrid.sampler import epoch_clip_shapes
-from lightning_multigrid.schedule import MultigridSchedule, slot_sequence
+from lightning_multigrid.sampling.sampler import epoch_clip_shapes
+from lightning_multigrid.schedule.multigrid import MultigridSchedule, slot_sequence
 
 __all__ = ["schedule_grid_iterations", "grid_table", "compute_floor", "seeds_summary", "format_grids"]
 

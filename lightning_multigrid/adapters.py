@@ -1,6 +1,6 @@
 """Multigrid for datasets that know nothing of ``(index, shape)`` keys: three tiers.
 
-1. **Key-aware** datasets (``accepts_clip_keys = True``, see :mod:`lightning_multigrid.keys`) decode
+1. **Key-aware** datasets (``accepts_clip_keys = True``, see :mod:`lightning_multigrid.sampling.keys`) decode
    exactly the grid's shape: the data cost shrinks with the grid. ``Subset``/``ConcatDataset`` of
    them work as they are.
 2. **Datasets that take a transform**: :class:`ShapedTransformDataset` sets the dataset's transform
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lightning_multigrid.keys import ClipShape, KeyedView, unpack_key
+from lightning_multigrid.sampling.keys import ClipShape, KeyedView, unpack_key
 
 __all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips", "batch_input", "batch_video", "replace_batch_video"]
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from lightning_multigrid.data import build_dataset, resized_size
 from lightning_multigrid.data.decoders import VideoDecodeError
-from lightning_multigrid.data.frames import (
+from lightning_multigrid.data.frame_folders import (
     DRAFT_MIN_PIXELS,
     FRAME_READER,
     META_NAME,
@@ -21,7 +21,7 @@ from lightning_multigrid.data.frames import (
     is_frame_folder,
 )
 from lightning_multigrid.data.prepare import PrepareOptions, convert_video
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

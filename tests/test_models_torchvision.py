@@ -29,7 +29,7 @@ from lightning_multigrid.models.shape_agnostic import (
     ShapeAgnosticS3D,
 )
 from lightning_multigrid.models.torchvision_zoo import _MVIT_TINY_BLOCKS
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
 from tests.test_models_zoo import schedule_shapes
 
 TV_TINY = ["r3d_18_tiny", "mc3_18_tiny", "r2plus1d_18_tiny", "s3d_tiny", "swin3d_tiny", "mvit_v2_s_tiny"]

@@ -18,7 +18,7 @@ from lightning_multigrid.models import (
     pack_pathways,
 )
 from lightning_multigrid.models.zoo import MultiPathwayNet
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
 
 FULL = [
     "slowfast_r50",

@@ -21,7 +21,7 @@ from lightning_multigrid.data.decoders import (
     get_decoder,
     resized_size,
 )
-from lightning_multigrid.data.frame_index import build_frame_index
+from lightning_multigrid.data.video_index import build_frame_index
 from tests.real_files import RealFile, ffmpeg_frames
 
 #: Largest per-pixel difference accepted between a backend's RGB and ffmpeg's. PyAV wheels carry

@@ -7,13 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import BatchSampler, DistributedSampler
 
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.sampler import (
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.sampler import (
     MultigridBatchSampler,
     SeededRandomSampler,
     epoch_clip_shapes,
 )
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
 
 RECIPE = dict(steps=[0, 4, 8], max_epochs=10, num_frames=8, crop_size=64, batch_size=4, sampling_rate=2)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_multigrid.schedule import (
+from lightning_multigrid.schedule.multigrid import (
     BaseRecipe,
     MultigridSchedule,
     batches_per_epoch,
@@ -22,7 +22,7 @@ I3D = dict(steps=[0, 44, 88, 118], max_epochs=128, num_frames=8, crop_size=224, 
 
 
 def test_schedule_module_does_not_import_torch():
-    code = "import sys, lightning_multigrid.schedule; print('torch' in sys.modules)"
+    code = "import sys, lightning_multigrid.schedule.multigrid; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -108,7 +108,7 @@ def test_stride_jitter_and_batch():
 
 
 def test_lr_factor_step_cosine_warmup():
-    from lightning_multigrid.lr import LrPolicy
+    from lightning_multigrid.schedule.lr import LrPolicy
 
     s = MultigridSchedule(BaseRecipe(**K400))
     assert s.lr_factor(0) == 8 and s.lr_factor(72.99) == 8 and s.lr_factor(73) == 4

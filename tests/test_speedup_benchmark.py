@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,6 +14,7 @@ workers) do not pay for importing Lightning.
 
 from typing import TYPE_CHECKING, Any
 
+from ..cli.make_synthetic import make_synthetic_main
 from .datasets import (
     DATASET_FORMATS,
     VIDEO_EXTENSIONS,
@@ -45,7 +46,6 @@ from .decoders import (
 )
 from .synthetic import CLASS_NAMES as SYNTHETIC_CLASS_NAMES
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
-from .synthetic_cli import make_synthetic_main
 from .transforms import (
     DEFAULT_MEAN,
     DEFAULT_STD,

@@ -29,11 +29,11 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from ..keys import ClipShape, unpack_key
+from ..sampling.keys import ClipShape, unpack_key
 from . import transforms as T
 from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
 from .failures import SkippedVideos
-from .frames import decoder_for
+from .frame_folders import decoder_for
 
 __all__ = ["Split", "VideoRecord", "VideoClipDataset"]
 

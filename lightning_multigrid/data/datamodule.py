@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
-from ..keys import ClipShape
 from ..namespace import lightning_module, save_init_arguments
+from ..sampling.keys import ClipShape
 from .datasets import DatasetFormat, Split, VideoClipDataset, build_dataset, dataset_format
 from .decoders import DEFAULT_DECODER, get_decoder
 from .failures import report_skipped_videos
@@ -257,7 +257,7 @@ class VideoDataDefinition(_TypingBase):
 
     @property
     def train_dataset(self) -> VideoClipDataset:
-        """The training dataset (accepts :class:`~lightning_multigrid.keys.ClipKey` keys)."""
+        """The training dataset (accepts :class:`~lightning_multigrid.sampling.keys.ClipKey` keys)."""
         return self._dataset("train")
 
     @property

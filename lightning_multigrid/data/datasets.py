@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ..keys import ClipShape
+from ..sampling.keys import ClipShape
 from .clip_dataset import Split, VideoClipDataset, VideoRecord
-from .frames import find_videos
+from .frame_folders import find_videos
 from .list_file import parse_list_line
 
 __all__ = [

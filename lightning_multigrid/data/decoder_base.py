@@ -17,7 +17,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from .decode_errors import VideoDecodeError
-from .frame_index import FrameIndex, build_frame_index
+from .video_index import FrameIndex, build_frame_index
 
 __all__ = [
     "BaseVideoDecoder",

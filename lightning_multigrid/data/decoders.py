@@ -48,7 +48,7 @@ from .decoder_base import (
     resized_size,
     timestamps_agree,
 )
-from .frame_index import FrameIndex, import_av, one_swscale_thread, read_frames, rotate_to_display
+from .video_index import FrameIndex, import_av, one_swscale_thread, read_frames, rotate_to_display
 
 __all__ = [
     "DEFAULT_DECODER",

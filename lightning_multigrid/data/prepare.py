@@ -37,9 +37,9 @@ from typing import Any
 
 from .datasets import VideoClipDataset
 from .decoders import resized_size
-from .frame_index import one_swscale_thread
-from .frames import META_NAME, FrameFolderInfo, frame_name
+from .frame_folders import META_NAME, FrameFolderInfo, frame_name
 from .prepare_layout import DEFAULT_SPLITS, frame_folder_of, load_split, split_names, write_split
+from .video_index import one_swscale_thread
 
 __all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "prepare_dataset", "prepare_main"]
 

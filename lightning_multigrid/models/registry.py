@@ -344,10 +344,10 @@ def check_clip_shape(requirements: ModelRequirements, num_frames: int, crop_size
 
 
 def check_schedule(requirements: ModelRequirements, schedule: Any) -> None:
-    """Check every shape of a :class:`~lightning_multigrid.schedule.MultigridSchedule`: each stage's
+    """Check every shape of a :class:`~lightning_multigrid.schedule.multigrid.MultigridSchedule`: each stage's
     short-cycle crops and base crop go through :func:`check_clip_shape`; the first failure raises,
-    naming the stage. The same check as the callback's (:func:`lightning_multigrid.validation.validate_stages`).
+    naming the stage. The same check as the callback's (:func:`lightning_multigrid.schedule.config_checks.validate_stages`).
     """
-    from lightning_multigrid.validation import validate_stages
+    from lightning_multigrid.schedule.config_checks import validate_stages
 
     validate_stages(schedule, requirements=requirements)

@@ -1,7 +1,7 @@
 """The :class:`SplitBatchNorm3d` module: ``nn.BatchNorm3d`` with split or synchronised statistics.
 
 The whole-model operations (converting a network in place, applying a schedule's
-``BatchNormPlan``, creating sync groups) are in :mod:`lightning_multigrid.batchnorm`, which also
+``BatchNormPlan``, creating sync groups) are in :mod:`lightning_multigrid.batchnorm.convert`, which also
 re-exports everything here.
 
 Merging convention: split ``k`` keeps, like torch, a running mean ``m_k`` and a running *unbiased*

@@ -1,9 +1,9 @@
-"""One fit of :class:`~lightning_multigrid.callback.MultigridCallback`: what it builds and decides.
+"""One fit of :class:`~lightning_multigrid.callback.hooks.MultigridCallback`: what it builds and decides.
 
 :class:`RunSettings` is what the user gave the callback (validated when the callback is built).
 :class:`MultigridRun` is created at Lightning's first train-loader request of a fit, when the
 dataset, the per-device batch, the world size and any restored checkpoint are all known. It builds
-the schedule, checks it (:mod:`~lightning_multigrid.validation`, :mod:`~lightning_multigrid.checks`),
+the schedule, checks it (:mod:`~lightning_multigrid.schedule.config_checks`, :mod:`~lightning_multigrid.callback.model_probe`),
 converts BN, and from then on answers every per-epoch and per-batch question as a pure function of
 ``(schedule, epoch, batch)``, so a run resumed from any checkpoint trains exactly what the
 uninterrupted run trains. The callback only forwards Lightning's hooks to it.
@@ -19,12 +19,17 @@ from typing import Any
 
 import torch
 
-from lightning_multigrid import adapters, checks, compat, loaders, precise_bn, validation
-from lightning_multigrid import batchnorm as bn
-from lightning_multigrid.keys import ClipShape
-from lightning_multigrid.lr import LrPolicy, apply_lr_factor
+from lightning_multigrid import adapters
+from lightning_multigrid.batchnorm import convert as bn
+from lightning_multigrid.batchnorm import precise as precise_bn
+from lightning_multigrid.callback import compat
+from lightning_multigrid.callback import model_probe as checks
 from lightning_multigrid.namespace import rank_zero_info, rank_zero_warn
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule, epoch_clip_shapes
+from lightning_multigrid.sampling import loaders
+from lightning_multigrid.sampling.keys import ClipShape
+from lightning_multigrid.schedule import config_checks as validation
+from lightning_multigrid.schedule.lr import LrPolicy, apply_lr_factor
+from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule, epoch_clip_shapes
 
 __all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation"]
 
@@ -173,7 +178,7 @@ class MultigridRun:
             rank_zero_info(f"MultigridCallback: torch.compile may recompile for each of up to {shapes} input shapes "
                            "of this schedule; raised torch._dynamo.config.recompile_limit to that")
         if settings.log_schedule:
-            from lightning_multigrid.schedule_report import format_schedule_table  # noqa: PLC0415 - report only
+            from lightning_multigrid.schedule.report import format_schedule_table  # noqa: PLC0415 - report only
 
             rank_zero_info(
                 f"MultigridCallback: baseline {s.recipe.max_epochs} epochs -> multigrid {s.max_epochs} epochs "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightning_multigrid.schedule import (
+from lightning_multigrid.schedule.multigrid import (
     BatchNormPlan,
     MultigridSchedule,
     batches_per_epoch,

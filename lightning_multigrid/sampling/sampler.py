@@ -1,7 +1,7 @@
 """Batch sampling for multigrid: per-iteration clip shapes with an exact length.
 
 :class:`MultigridBatchSampler` turns a stream of indices into batches of
-:class:`~lightning_multigrid.keys.ClipKey`, following the short cycle of the long-cycle stage its
+:class:`~lightning_multigrid.sampling.keys.ClipKey`, following the short cycle of the long-cycle stage its
 epoch belongs to. It is a ``torch.utils.data.BatchSampler`` subclass taking ``sampler`` as its
 first argument, so Lightning can inject a ``DistributedSampler`` (with ``use_distributed_sampler``)
 by re-instantiating it with the same keyword arguments.
@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sized
 import torch
 from torch.utils.data import BatchSampler, Sampler
 
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import (
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
+from lightning_multigrid.schedule.multigrid import (
     MultigridSchedule,
     batches_per_epoch,
     epoch_clip_shapes,

@@ -1,9 +1,9 @@
 """The schedule's plain records: the baseline recipe it is derived from, and what it answers with.
 
-:class:`BaseRecipe` is the input of :class:`~lightning_multigrid.schedule.MultigridSchedule`,
+:class:`BaseRecipe` is the input of :class:`~lightning_multigrid.schedule.multigrid.MultigridSchedule`,
 validated on construction (every bad value raises ``ValueError`` naming the field);
 :class:`Stage`, :class:`ShortCycleSlot` and :class:`BatchNormPlan` are its answers. Pure Python:
-no torch import (all of these are re-exported by :mod:`lightning_multigrid.schedule`).
+no torch import (all of these are re-exported by :mod:`lightning_multigrid.schedule.multigrid`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from lightning_multigrid.recipe import (
+from lightning_multigrid.schedule.recipe import (
     DEFAULT_LONG_CYCLE_FACTORS,
     DEFAULT_SHORT_CYCLE_FACTORS,
     BaseRecipe,
@@ -26,9 +26,11 @@ from lightning_multigrid.recipe import (
     ShortCycleSlot,
     Stage,
 )
-from lightning_multigrid.recipe import MIN_CROP_SIZE as MIN_CROP_SIZE  # still importable here
-from lightning_multigrid.recipe import SQRT2 as SQRT2
-from lightning_multigrid.slots import batches_per_epoch, epoch_clip_shapes, slot_sequence
+from lightning_multigrid.schedule.recipe import (
+    MIN_CROP_SIZE as MIN_CROP_SIZE,  # still importable here
+)
+from lightning_multigrid.schedule.recipe import SQRT2 as SQRT2
+from lightning_multigrid.schedule.slots import batches_per_epoch, epoch_clip_shapes, slot_sequence
 
 __all__ = [
     "DEFAULT_LONG_CYCLE_FACTORS",
@@ -219,7 +221,7 @@ class MultigridSchedule:
 
     def lr_factor(self, epoch: float) -> float:
         """The reference's relative LR (multiply by the base LR) at a fractional epoch: piecewise
-        constant over :attr:`lr_milestones`. Cosine and warmup policies: :mod:`lightning_multigrid.lr`."""
+        constant over :attr:`lr_milestones`. Cosine and warmup policies: :mod:`lightning_multigrid.schedule.lr`."""
         i = max(0, bisect.bisect_right(self.lr_milestones, epoch) - 1)
         return self.lr_factors[i]
 

@@ -2,7 +2,7 @@
 
 :func:`slot_sequence` is the one definition of an epoch's batches that the sampler iterates and
 counts (:func:`batches_per_epoch`, in O(1)); :func:`epoch_clip_shapes` gives each slot's clip
-shape. Pure Python: no torch import (re-exported by :mod:`lightning_multigrid.schedule`).
+shape. Pure Python: no torch import (re-exported by :mod:`lightning_multigrid.schedule.multigrid`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from lightning_multigrid.keys import ClipShape  # plain Python; keys imports torch only lazily
+from lightning_multigrid.sampling.keys import (
+    ClipShape,  # plain Python; keys imports torch only lazily
+)
 
 if TYPE_CHECKING:
-    from lightning_multigrid.schedule import MultigridSchedule
+    from lightning_multigrid.schedule.multigrid import MultigridSchedule
 
 __all__ = ["batches_per_epoch", "epoch_clip_shapes", "slot_sequence"]
 

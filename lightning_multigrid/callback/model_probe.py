@@ -2,7 +2,7 @@
 
 :func:`probe_forward` runs the model once per distinct T at its smallest crop, so that fixed-size
 pooling, or a batch format precise BN cannot read, fails at setup, not at epoch 140. The checks that
-need no model or data are pure and live in :mod:`lightning_multigrid.validation`.
+need no model or data are pure and live in :mod:`lightning_multigrid.schedule.config_checks`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from lightning_multigrid.adapters import batch_input
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import MultigridSchedule, epoch_clip_shapes
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
+from lightning_multigrid.schedule.multigrid import MultigridSchedule, epoch_clip_shapes
 
 __all__ = ["probe_forward", "find_requirements", "default_forward"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli_parser import OneLineErrorParser
-from .synthetic import MAX_CLASSES, make_synthetic_dataset
+from ..data.synthetic import MAX_CLASSES, make_synthetic_dataset
+from .parser import OneLineErrorParser
 
 __all__ = ["make_synthetic_main", "parse_size"]
 

@@ -1,6 +1,6 @@
 """The one contract between the sampler and the datasets: ``(index, shape)`` keys.
 
-Data flows one way: the schedule decides a shape, :class:`~lightning_multigrid.sampler.MultigridBatchSampler`
+Data flows one way: the schedule decides a shape, :class:`~lightning_multigrid.sampling.sampler.MultigridBatchSampler`
 yields lists of :class:`ClipKey`, and a dataset decodes exactly ``key.shape`` for ``key.index``.
 A dataset that honours keys sets ``accepts_clip_keys = True`` and still accepts a plain ``int``
 (meaning its own base shape), so it keeps working with a stock ``DataLoader``.
