@@ -16,7 +16,7 @@ _EXPORTS = {
     "MultigridSchedule": "lightning_multigrid.schedule.multigrid",
     "Stage": "lightning_multigrid.schedule.multigrid",
     "ClipKey": "lightning_multigrid.sampling.keys",
-    "ClipShape": "lightning_multigrid.sampling.keys",
+    "ClipShape": "lightning_multigrid.schedule.recipe",
     "accepts_clip_keys": "lightning_multigrid.sampling.keys",
     "unpack_key": "lightning_multigrid.sampling.keys",
     "keyed_dataset": "lightning_multigrid.sampling.keys",

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lightning_multigrid.sampling.keys import ClipShape, KeyedView, unpack_key
+from lightning_multigrid.sampling.keys import KeyedView, unpack_key
+from lightning_multigrid.schedule.recipe import ClipShape
 
 __all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips", "batch_input", "batch_video", "replace_batch_video"]
 

@@ -22,17 +22,16 @@ from torch import nn
 from torch.func import functional_call
 
 from lightning_multigrid.batchnorm.convert import (
-    SplitBatchNorm3d,
     apply_batchnorm_plan,
     convert_to_split_batchnorm,
-    merge_moments,
     merge_split_statistics,
     revert_to_batchnorm,
     set_num_splits,
     set_sync_group,
 )
 from lightning_multigrid.batchnorm.precise import update_bn_stats
-from lightning_multigrid.schedule.multigrid import BatchNormPlan
+from lightning_multigrid.batchnorm.split import SplitBatchNorm3d, merge_moments
+from lightning_multigrid.schedule.recipe import BatchNormPlan
 
 C = 3
 

@@ -22,7 +22,7 @@ from lightning_multigrid.batchnorm.convert import (
     set_num_splits,
 )
 from lightning_multigrid.batchnorm.precise import update_bn_stats
-from lightning_multigrid.schedule.multigrid import BatchNormPlan
+from lightning_multigrid.schedule.recipe import BatchNormPlan
 
 WORLD = 2
 C = 3

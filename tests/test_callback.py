@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lightning_multigrid.batchnorm.convert import SplitBatchNorm3d
+from lightning_multigrid.batchnorm.split import SplitBatchNorm3d
 from lightning_multigrid.callback.hooks import MultigridCallback
 from tests.toy import TinyNet, ToyModule
 

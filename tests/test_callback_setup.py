@@ -10,7 +10,8 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset, random_split
 
 from lightning_multigrid.callback.hooks import MultigridCallback
 from lightning_multigrid.sampling.sampler import MultigridBatchSampler, SeededRandomSampler
-from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 from tests.toy import BASE, ToyClips, ToyModule
 
 

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from lightning_multigrid.data import VideoClipDataset, VideoRecord
 from lightning_multigrid.models import VideoClassifier
-from lightning_multigrid.sampling.keys import ClipShape
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -15,7 +15,8 @@ from lightning_multigrid.cli.commands import main as cli_main
 from lightning_multigrid.data import build_dataset
 from lightning_multigrid.data.frame_folders import META_NAME
 from lightning_multigrid.data.prepare import REPORT_NAME, PrepareOptions, prepare_dataset
-from lightning_multigrid.sampling.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

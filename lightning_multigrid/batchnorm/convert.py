@@ -16,8 +16,8 @@ Checkpoints always hold merged plain-BN tensors (the keys of ``nn.BatchNorm3d``)
 with this package loads without it.
 
 :class:`SplitBatchNorm3d` itself (and the merging convention of split statistics) lives in
-:mod:`lightning_multigrid.batchnorm.split`; it is re-exported here with the whole-model operations
-below, so ``lightning_multigrid.batchnorm.convert`` stays the one import for all of it. Precise BN
+:mod:`lightning_multigrid.batchnorm.split`; the package :mod:`lightning_multigrid.batchnorm` gathers it
+with the whole-model operations below, as the one import for all of it. Precise BN
 (recomputing the statistics before evaluation) is :mod:`lightning_multigrid.batchnorm.precise`.
 """
 
@@ -32,15 +32,12 @@ from torch import Tensor, nn
 from lightning_multigrid.batchnorm.split import (
     SplitBatchNorm3d,
     check_positive_int,
-    merge_moments,
 )
-from lightning_multigrid.schedule.multigrid import BatchNormPlan
+from lightning_multigrid.schedule.recipe import BatchNormPlan
 
 __all__ = [
-    "SplitBatchNorm3d",
     "apply_batchnorm_plan",
     "convert_to_split_batchnorm",
-    "merge_moments",
     "merge_split_statistics",
     "new_sync_groups",
     "revert_to_batchnorm",

@@ -22,7 +22,8 @@ from lightning_multigrid.callback.run import MultigridRun, RunSettings
 from lightning_multigrid.namespace import Callback, rank_zero_warn
 from lightning_multigrid.schedule import config_checks as validation
 from lightning_multigrid.schedule.lr import LrPolicy, read_base_lrs
-from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 __all__ = ["MultigridCallback"]
 
@@ -176,6 +177,7 @@ class MultigridCallback(Callback):
     @override
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if self._run is not None:
+            self._reload_loader(False)  # this epoch's loader is built
             self._run.enter_epoch(pl_module, trainer.current_epoch, restart_splits=True)
             self._run.set_lr(trainer, trainer.current_epoch, 0)
 
@@ -197,16 +199,19 @@ class MultigridCallback(Callback):
             self._run.set_lr(trainer, epoch, batch_idx + 1)
         elif self.settings.precise_bn_batches and self._run.validates(epoch):
             # Precise BN only where a validation (and so a checkpoint) follows.
-            self._precise_bn(trainer, pl_module, epoch)
-
-    def _precise_bn(self, trainer: Any, pl_module: Any, epoch: int) -> None:
-        assert self._run is not None
-        self._run.precise_bn(trainer, pl_module, epoch)
+            self._run.precise_bn(trainer, pl_module, epoch)
 
     @override
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if self._run is not None and self._patch is not None and self._run.needs_new_loader(trainer.current_epoch + 1):
-            self._patch.request_loader_reload(True)
+        if self._run is not None:
+            self._reload_loader(self._run.needs_new_loader(trainer.current_epoch + 1))
+
+    def _reload_loader(self, reload: bool) -> None:
+        """The one switch of Lightning's train-loader rebuild. Lightning fixes a loader's length when
+        it builds it, so the switch is on at the end of an epoch whose successor starts a new stage,
+        and off again once that epoch has its loader (so validation loaders are not rebuilt)."""
+        assert self._patch is not None
+        self._patch.request_loader_reload(reload)
 
     def lr_factor(self, epoch: float) -> float:
         """Relative LR at a fractional epoch (what the callback multiplies base LRs by)."""

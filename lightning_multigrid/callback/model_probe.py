@@ -15,26 +15,18 @@ from typing import Any
 import torch
 
 from lightning_multigrid.adapters import batch_input
-from lightning_multigrid.sampling.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule.multigrid import MultigridSchedule, epoch_clip_shapes
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import ClipShape
 
-__all__ = ["probe_forward", "find_requirements", "default_forward"]
-
-
-def find_requirements(module: torch.nn.Module) -> Any:
-    """The first ``multigrid_requirements`` attribute on the module or a submodule (zoo models set it)."""
-    for sub in module.modules():
-        requirements = getattr(sub, "multigrid_requirements", None)
-        if requirements is not None:
-            return requirements
-    return None
+__all__ = ["probe_forward", "default_forward"]
 
 
 def _probe_shapes(schedule: MultigridSchedule) -> list[tuple[ClipShape, str]]:
     """Per distinct T, the smallest crop used with it (pooling fails there first) and its stage."""
     smallest: dict[int, tuple[ClipShape, str]] = {}
     for stage in schedule.stages:
-        for shape in epoch_clip_shapes(schedule, stage.start_epoch):
+        for shape in schedule.clip_shapes(stage.start_epoch):
             best = smallest.get(shape.num_frames)
             if best is None or shape.crop_size < best[0].crop_size:
                 smallest[shape.num_frames] = (shape, schedule.describe_stage(stage))

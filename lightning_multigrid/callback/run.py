@@ -26,10 +26,11 @@ from lightning_multigrid.callback import compat
 from lightning_multigrid.callback import model_probe as checks
 from lightning_multigrid.namespace import rank_zero_info, rank_zero_warn
 from lightning_multigrid.sampling import loaders
-from lightning_multigrid.sampling.keys import ClipShape
 from lightning_multigrid.schedule import config_checks as validation
 from lightning_multigrid.schedule.lr import LrPolicy, apply_lr_factor
-from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule, epoch_clip_shapes
+from lightning_multigrid.schedule.model_requirements import find_requirements
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape
 
 __all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation"]
 
@@ -151,7 +152,7 @@ class MultigridRun:
 
     def _check_and_prepare(self, trainer: Any, pl_module: Any) -> None:
         s, dataset, settings = self.schedule, self.source.dataset, self.settings
-        requirements = checks.find_requirements(pl_module)
+        requirements = find_requirements(pl_module)
         alpha = getattr(dataset, "slowfast_alpha", None)
         for warning in validation.validate_stages(s, self.world_size, len(dataset), alpha, requirements):
             rank_zero_warn(f"MultigridCallback: {warning}")
@@ -173,7 +174,7 @@ class MultigridRun:
         self.patch.set_max_epochs(s.max_epochs)
         # Training slots, precise BN and validation at every grid, with room for a last partial batch.
         shapes = 3 * len({(b, c.num_frames, c.crop_size) for e in range(s.max_epochs)
-                          for b, c in zip(s.epoch_batch_sizes(e, self.world_size), epoch_clip_shapes(s, e))})
+                          for b, c in zip(s.epoch_batch_sizes(e, self.world_size), s.clip_shapes(e))})
         if self.patch.ensure_recompile_limit(shapes):
             rank_zero_info(f"MultigridCallback: torch.compile may recompile for each of up to {shapes} input shapes "
                            "of this schedule; raised torch._dynamo.config.recompile_limit to that")
@@ -227,7 +228,6 @@ class MultigridRun:
     def enter_epoch(self, pl_module: Any, epoch: int, restart_splits: bool) -> None:
         """BN grouping and validation gating of ``epoch``."""
         s = self.schedule
-        self.patch.request_loader_reload(False)  # this epoch's loader is built
         if s.recipe.long_cycle:
             plan = s.batch_norm_plan(s.per_device_batch_size(epoch, self.world_size), self.world_size)
             bn.apply_batchnorm_plan(pl_module, plan, self.sync_groups)
@@ -265,12 +265,12 @@ class MultigridRun:
 
     def batch_values(self, epoch: int, batch_idx: int) -> dict[str, float]:
         """What the callback logs for a batch: its grid, batch size, LR factor and stage."""
-        slots = epoch_clip_shapes(self.schedule, epoch)
+        slot = self.schedule.batch_slot(batch_idx)
+        shape = self.schedule.clip_shapes(epoch)[slot]
         sizes = self.schedule.epoch_batch_sizes(epoch, self.world_size)
-        slot = batch_idx % len(slots)
         return {
-            "multigrid/num_frames": float(slots[slot].num_frames),
-            "multigrid/crop_size": float(slots[slot].crop_size),
+            "multigrid/num_frames": float(shape.num_frames),
+            "multigrid/crop_size": float(shape.crop_size),
             "multigrid/batch_size": float(sizes[slot]),
             "multigrid/lr_factor": float(self.lr_factor_now),
             "multigrid/stage": float(self.schedule.stage_index_at(epoch)),
@@ -279,8 +279,8 @@ class MultigridRun:
     def reshape_batch(self, batch: Any, epoch: int, batch_idx: int) -> None:
         """Tier 3: resample the batch to its slot's shape (a no-op for key-aware datasets)."""
         if self.resample_base is not None:
-            slots = epoch_clip_shapes(self.schedule, epoch)
-            self.reshape(batch, slots[batch_idx % len(slots)], (epoch, batch_idx, self.rank))
+            shape = self.schedule.clip_shapes(epoch)[self.schedule.batch_slot(batch_idx)]
+            self.reshape(batch, shape, (epoch, batch_idx, self.rank))
 
     def reshape(self, batch: Any, shape: ClipShape, where: tuple[int, ...] = (0,)) -> None:
         """Resample a batch of base-shape clips to ``shape`` in place (random choices are a pure
@@ -305,7 +305,7 @@ class MultigridRun:
         if loader is None:
             rank_zero_warn(f"MultigridCallback: precise BN skipped at epoch {epoch} (dataset smaller than one batch)")
             return
-        base_shape = epoch_clip_shapes(self.schedule, epoch)[-1]
+        base_shape = self.schedule.base_shape(epoch)
 
         def run(module: Any, batch: Any) -> Any:
             batch = trainer.strategy.batch_to_device(batch)

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from lightning_multigrid.cli.parser import OneLineErrorParser
 from lightning_multigrid.schedule.config_checks import validate_stages
 from lightning_multigrid.schedule.lr import LrPolicy
-from lightning_multigrid.schedule.multigrid import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 __all__ = ["main", "schedule_main"]
 

@@ -29,9 +29,12 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from ..sampling.keys import ClipShape, unpack_key
+from lightning_multigrid.data.decoder_base import VideoDecoder, VideoInfo
+from lightning_multigrid.data.decoders import DEFAULT_DECODER, get_decoder
+from lightning_multigrid.sampling.keys import unpack_key
+from lightning_multigrid.schedule.recipe import ClipShape
+
 from . import transforms as T
-from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder
 from .failures import SkippedVideos
 from .frame_folders import decoder_for
 

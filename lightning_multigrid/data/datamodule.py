@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
+from lightning_multigrid.data.clip_dataset import Split, VideoClipDataset
+from lightning_multigrid.data.datasets import DatasetFormat, build_dataset, dataset_format
+from lightning_multigrid.schedule.recipe import ClipShape
+
 from ..namespace import lightning_module, save_init_arguments
-from ..sampling.keys import ClipShape
-from .datasets import DatasetFormat, Split, VideoClipDataset, build_dataset, dataset_format
 from .decoders import DEFAULT_DECODER, get_decoder
 from .failures import report_skipped_videos
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset

@@ -25,17 +25,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ..sampling.keys import ClipShape
+from lightning_multigrid.schedule.recipe import ClipShape
+
 from .clip_dataset import Split, VideoClipDataset, VideoRecord
 from .frame_folders import find_videos
 from .list_file import parse_list_line
 
 __all__ = [
     "DatasetFormat",
-    "Split",
     "VIDEO_EXTENSIONS",
-    "VideoRecord",
-    "VideoClipDataset",
     "SplitFileDataset",
     "CsvVideoDataset",
     "FolderVideoDataset",

@@ -43,7 +43,6 @@ from .decoder_base import (
     VideoInfo,
     frames_are_indexed,
     log_fallback,
-    probe_video,
     resize_tensor,
     resized_size,
     timestamps_agree,
@@ -52,18 +51,12 @@ from .video_index import FrameIndex, import_av, one_swscale_thread, read_frames,
 
 __all__ = [
     "DEFAULT_DECODER",
-    "VideoInfo",
-    "VideoDecoder",
-    "VideoDecodeError",
-    "DecoderUnavailableError",
-    "probe_video",
     "DecordDecoder",
     "TorchCodecDecoder",
     "PyAVDecoder",
     "decoder_names",
     "available_decoders",
     "get_decoder",
-    "resized_size",
 ]
 
 DEFAULT_DECODER = "decord"

@@ -37,8 +37,10 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
+from lightning_multigrid.data.decode_errors import VideoDecodeError
+from lightning_multigrid.data.decoder_base import VideoDecoder, VideoInfo, resized_size
+
 from .decoder_base import BaseVideoDecoder
-from .decoders import VideoDecodeError, VideoDecoder, VideoInfo, resized_size
 
 __all__ = [
     "FRAME_EXTENSIONS",

@@ -35,13 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .datasets import VideoClipDataset
-from .decoders import resized_size
+from lightning_multigrid.data.clip_dataset import VideoClipDataset
+from lightning_multigrid.data.decoder_base import resized_size
+
 from .frame_folders import META_NAME, FrameFolderInfo, frame_name
 from .prepare_layout import DEFAULT_SPLITS, frame_folder_of, load_split, split_names, write_split
 from .video_index import one_swscale_thread
 
-__all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "prepare_dataset", "prepare_main"]
+__all__ = ["PrepareOptions", "PrepareSummary", "prepare_dataset", "prepare_main"]
 
 REPORT_NAME = "prepare_report.json"
 OPTIONS_NAME = "prepare_options.json"

@@ -18,11 +18,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lightning_multigrid.sampling.keys import ClipKey, keyed_dataset
-from lightning_multigrid.sampling.sampler import (
-    MultigridBatchSampler,
-    SeededRandomSampler,
-    epoch_clip_shapes,
-)
+from lightning_multigrid.sampling.sampler import MultigridBatchSampler, SeededRandomSampler
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 
 __all__ = ["MultigridDataLoader", "LoaderSource", "check_train_loader"]
@@ -171,7 +167,7 @@ class LoaderSource:
         """Up to ``num_batches`` batches at ``epoch``'s base shape (no short cycle); ``None`` if the
         dataset is smaller than one batch. The order is a pure function of ``(seed, epoch, rank)``."""
         schedule, dataset, template = self.schedule, self.dataset, self.template
-        base_shape = epoch_clip_shapes(schedule, epoch)[-1]
+        base_shape = schedule.base_shape(epoch)
         batch_size = schedule.per_device_batch_size(epoch, self.world_size)
         n = len(dataset)
         count = min(num_batches, n // batch_size)

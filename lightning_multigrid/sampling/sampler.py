@@ -18,15 +18,12 @@ from collections.abc import Iterator, Sized
 import torch
 from torch.utils.data import BatchSampler, Sampler
 
-from lightning_multigrid.sampling.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule.multigrid import (
-    MultigridSchedule,
-    batches_per_epoch,
-    epoch_clip_shapes,
-    slot_sequence,
-)
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import ClipShape
+from lightning_multigrid.schedule.slots import batches_per_epoch, slot_sequence
 
-__all__ = ["MultigridBatchSampler", "SeededRandomSampler", "epoch_clip_shapes"]
+__all__ = ["MultigridBatchSampler", "SeededRandomSampler"]
 
 
 class SeededRandomSampler(Sampler[int]):
@@ -130,13 +127,12 @@ class MultigridBatchSampler(BatchSampler):
     @property
     def clip_shapes(self) -> list[ClipShape]:
         """The shape of each short-cycle slot in this epoch."""
-        return epoch_clip_shapes(self.schedule, self.epoch)
+        return self.schedule.clip_shapes(self.epoch)
 
     @property
     def slot_batch_sizes(self) -> list[int]:
         """Per-device batch size of each short-cycle slot in this epoch."""
-        per_device = self.schedule.stage_at(self.epoch).batch_factor * self.batch_size
-        return [per_device * slot.batch_multiplier for slot in self.schedule.short_cycle_slots(self.epoch)]
+        return self.schedule.slot_batch_sizes(self.epoch, self.batch_size)
 
     def __iter__(self) -> Iterator[list[ClipKey]]:  # type: ignore[override]  # keys, not ints
         shapes = self.clip_shapes

@@ -17,22 +17,24 @@ from lightning_multigrid.schedule.recipe import (
     SQRT2,
     BaseRecipe,
     BatchNormPlan,
+    ClipShape,
     ShortCycleSlot,
     Stage,
 )
-from lightning_multigrid.schedule.slots import batches_per_epoch, epoch_clip_shapes, slot_sequence
+from lightning_multigrid.schedule.slots import batches_per_epoch, samples_per_rank, slot_sequence
 
 __all__ = [
     "DEFAULT_LONG_CYCLE_FACTORS",
     "DEFAULT_SHORT_CYCLE_FACTORS",
     "MIN_CROP_SIZE",
     "SQRT2",
+    "ClipShape",
     "BaseRecipe",
     "Stage",
     "ShortCycleSlot",
     "BatchNormPlan",
     "MultigridSchedule",
     "batches_per_epoch",
-    "epoch_clip_shapes",
+    "samples_per_rank",
     "slot_sequence",
 ]

@@ -11,7 +11,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from lightning_multigrid.schedule.lr import REFERENCE_LR, LrPolicy
-from lightning_multigrid.schedule.multigrid import MultigridSchedule, Stage
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import Stage
 
 __all__ = ["format_schedule_table", "plot_schedule", "schedule_json", "stage_lr_values", "stage_lr_text"]
 
