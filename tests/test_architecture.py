@@ -63,30 +63,29 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def imports_of(module: str) -> set[str]:
-    """The package modules ``module`` imports anywhere in its source (``from p import m`` -> ``p.m``)."""
+def _imports(module: str) -> list[tuple[str, list[str]]]:
+    """``(imported module, names)`` of every import statement of ``module``, relative ones resolved."""
     path = MODULES[module]
-    found: set[str] = set()
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.extend((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            target = _resolve(module, path.name == "__init__.py", node)
-            for alias in node.names:
-                found.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in MODULES else target)
+            found.append((_resolve(module, path.name == "__init__.py", node), [a.name for a in node.names]))
+    return found
+
+
+def imports_of(module: str) -> set[str]:
+    """The package modules ``module`` imports anywhere in its source (``from p import m`` -> ``p.m``)."""
+    found: set[str] = set()
+    for target, names in _imports(module):
+        found.update({f"{target}.{n}" if f"{target}.{n}" in MODULES else target for n in names} or {target})
     return {name for name in found if name.split(".")[0] == NAME and name != module}
 
 
 def all_imports_of(module: str) -> set[str]:
-    """Every top-level import name (``torch``, ``numpy``, ...) and package module ``module`` imports."""
-    path = MODULES[module]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            names.add(node.module)
-    return names
+    """Every module ``module`` imports (``torch``, ``numpy``, package modules, ...)."""
+    return {target for target, _ in _imports(module)}
 
 
 GRAPH = {module: imports_of(module) for module in MODULES}

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from lightning_multigrid.adapters import batch_input
+from lightning_multigrid.callback.batch_access import batch_input
 from lightning_multigrid.sampling.keys import ClipKey
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import ClipShape
@@ -104,5 +104,5 @@ def probe_forward(
 
 
 def default_forward(module: torch.nn.Module, batch: Any) -> Any:
-    """Feed a training batch's input (:func:`~lightning_multigrid.adapters.batch_input`) to the module."""
+    """Feed a training batch's input (:func:`~lightning_multigrid.callback.batch_access.batch_input`) to the module."""
     return module(batch_input(batch))

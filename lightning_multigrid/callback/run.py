@@ -24,6 +24,7 @@ from lightning_multigrid.batchnorm import convert as bn
 from lightning_multigrid.batchnorm import precise as precise_bn
 from lightning_multigrid.callback import compat
 from lightning_multigrid.callback import model_probe as checks
+from lightning_multigrid.callback.batch_access import batch_video, replace_batch_video
 from lightning_multigrid.namespace import rank_zero_info, rank_zero_warn
 from lightning_multigrid.sampling import loaders
 from lightning_multigrid.schedule import config_checks as validation
@@ -287,8 +288,8 @@ class MultigridRun:
         function of the seed and ``where``, so a resumed run draws the same)."""
         assert self.resample_base is not None
         generator = torch.Generator().manual_seed(hash((self.seed, *where)) % (2**63))
-        video = adapters.batch_video(batch)
-        adapters.replace_batch_video(batch, adapters.resample_clips(video, self.resample_base, shape, generator))
+        video = batch_video(batch)
+        replace_batch_video(batch, adapters.resample_clips(video, self.resample_base, shape, generator))
 
     def forward(self, pl_module: Any, batch: Any) -> Any:
         return (self.settings.precise_bn_forward or checks.default_forward)(pl_module, batch)

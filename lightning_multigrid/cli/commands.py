@@ -139,7 +139,7 @@ def _lightning_cli_main(argv: Sequence[str] | None) -> int:
 
 
 def _prepare_main(argv: Sequence[str]) -> int:
-    from lightning_multigrid.data.prepare import prepare_main
+    from lightning_multigrid.cli.prepare import prepare_main
 
     return prepare_main(list(argv))
 

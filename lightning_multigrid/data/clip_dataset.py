@@ -296,7 +296,7 @@ class VideoClipDataset(Dataset):
         return info
 
     def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor]:
-        # A directory is a frame folder (see .frames), read by the frame reader.
+        # A directory is a frame folder (see .frame_folders), read by the frame reader.
         decoder = decoder_for(record.path, self.decoder)
         if not os.path.exists(record.path):
             raise FileNotFoundError(f"{record.path}: no such file")
