@@ -8,7 +8,8 @@ train-batch fetch (``[_TrainingEpochLoop].train_dataloader_next``) to that profi
 them for the monitor:
 
 * **validation**: from Lightning's ``on_validation_model_zero_grad`` (called right before the
-  validation loop, so its loader start counts) to ``on_validation_model_train`` (its last call);
+  validation loop, so its loader start counts) to the strategy's ``on_validation_end`` (the loop's
+  last profiled call);
 * **precise BN**: a callback's ``on_train_batch_end`` that moved batches to the device
   (``transfer_batch_to_device`` inside it): the multigrid callback's precise-BN pass;
 * **wait before a training batch**: from the end of the previous training work to the first
@@ -38,7 +39,7 @@ __all__ = ["LightningProfiler", "RunMonitor"]
 
 _FETCH = ".train_dataloader_next"
 _VAL_START = ".on_validation_model_zero_grad"
-_VAL_END = ".on_validation_model_train"
+_VAL_END = ".on_validation_end"  # the strategy's, the loop's last profiled call
 
 
 class LightningProfiler(Profiler):
@@ -124,7 +125,7 @@ class RunMonitor(pl.Callback):
                 self._batch_end_moved = False
         elif name.startswith("[Callback]") and name.endswith(".on_train_epoch_end"):
             self._epoch_end = now
-        elif name.endswith(_VAL_END) and self._in_validation:
+        elif name.startswith("[Strategy]") and name.endswith(_VAL_END) and self._in_validation:
             self._validation_done(now)
 
     def _inside_batch_end(self) -> bool:
