@@ -11,7 +11,9 @@ them for the monitor:
   validation loop, so its loader start counts) to the strategy's ``on_validation_end`` (the loop's
   last profiled call);
 * **precise BN**: a callback's ``on_train_batch_end`` that moved batches to the device
-  (``transfer_batch_to_device`` inside it): the multigrid callback's precise-BN pass;
+  (``transfer_batch_to_device`` inside it): the multigrid callback's precise-BN pass
+  (``precise_bn_calls`` counts the passes that ran batches, not validations left to the running
+  statistics by the precise-BN budget);
 * **wait before a training batch**: from the end of the previous training work to the first
   callback's ``on_train_batch_start``, less precise BN and the batch's finishing. Before the fit's
   first batch it is **start-up**; before an epoch's first batch it is **loader rebuild** (the
