@@ -32,9 +32,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_multigrid.data import available_decoders, get_decoder, make_synthetic_dataset
-from lightning_multigrid.data.datasets import CsvVideoDataset, VideoClipDataset
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.data.clip_dataset import VideoClipDataset
+from lightning_multigrid.data.datasets import CsvVideoDataset
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape
 
 # The K400 SlowFast 8x8 recipe (see docs: spec section 3), with S0 scaled to the source size.
 K400_STEPS = [0, 94, 154, 196]

@@ -39,9 +39,9 @@ from lightning_multigrid.data.datasets import CsvVideoDataset
 from lightning_multigrid.data.device_decode import EncodedBatch, collate_clips, decode_batch
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
 from lightning_multigrid.data.transforms import pack_pathways
-from lightning_multigrid.keys import ClipKey
-from lightning_multigrid.recipe import BaseRecipe
+from lightning_multigrid.sampling.keys import ClipKey
 from lightning_multigrid.schedule import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader import grid_label, schedule_grids  # noqa: E402 - benchmarks/ sibling module

@@ -45,13 +45,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from lightning_multigrid.cli.make_synthetic import parse_size
 from lightning_multigrid.data import make_synthetic_dataset
 from lightning_multigrid.data.datasets import CsvVideoDataset
 from lightning_multigrid.data.device_decode import EncodedBatch, collate_clips, decode_batch
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
-from lightning_multigrid.data.synthetic_cli import parse_size
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import MultigridSchedule
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import ClipShape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stage_timing  # noqa: E402 - benchmarks/ sibling module
@@ -66,10 +67,11 @@ STORES = (("frames", [], "folders"), ("frames+half", ["half"], "folders"), ("pac
 # --------------------------------------------------------------------------------------------
 def demo_schedule() -> tuple[MultigridSchedule, dict[str, Any]]:
     """The schedule of ``benchmarks/speedup.py``'s default (demo) recipe, and that recipe's options."""
-    import speedup  # noqa: PLC0415 - sibling script, imported for its defaults only
+    import speedup  # noqa: PLC0415 - sibling scripts, imported for their defaults only
+    import speedup_run  # noqa: PLC0415
 
     args = speedup.build_parser().parse_args([])
-    cfg = speedup.RunConfig(
+    cfg = speedup_run.RunConfig(
         kind="multigrid", data_dir="", model=args.model, num_classes=args.num_classes, num_frames=args.num_frames,
         crop_size=args.crop_size, sampling_rate=args.sampling_rate, batch_size=args.batch_size, epochs=args.epochs,
         steps=list(args.steps), gamma=args.gamma, lr=args.lr, warmup_epochs=args.warmup_epochs,
@@ -77,7 +79,7 @@ def demo_schedule() -> tuple[MultigridSchedule, dict[str, Any]]:
         devices=1, accelerator="cpu", num_workers=0, threads=None, decoder=args.decoder, seed=0,
         test_num_clips=1, test_num_crops=1, jitter_scales=list(args.jitter_scales),
     )
-    recipe = speedup.make_recipe(cfg, jitter_scales=tuple(args.jitter_scales))
+    recipe = speedup_run.make_recipe(cfg, jitter_scales=tuple(args.jitter_scales))
     return MultigridSchedule(recipe), {"model": args.model, "num_classes": args.num_classes,
                                        "video_frames": args.video_frames, "video_size": args.video_size}
 

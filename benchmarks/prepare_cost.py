@@ -29,7 +29,7 @@ import torch
 
 from lightning_multigrid.data import make_synthetic_dataset
 from lightning_multigrid.data.datasets import CsvVideoDataset
-from lightning_multigrid.data.decoders import resized_size
+from lightning_multigrid.data.decoder_base import resized_size
 from lightning_multigrid.data.prepare import PrepareOptions, bytes_per_hour, prepare_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

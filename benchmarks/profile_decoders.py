@@ -33,8 +33,10 @@ import torch
 
 from lightning_multigrid.data import decoders as D
 from lightning_multigrid.data import get_decoder, make_synthetic_dataset, resized_size
-from lightning_multigrid.data.datasets import VideoClipDataset, VideoRecord
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.data.clip_dataset import VideoClipDataset
+from lightning_multigrid.data.record_index import VideoRecord
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.recipe import ClipShape
 
 #: (why, old text, new text) in decoders.py.
 PROPOSED_CHANGES = [

@@ -42,9 +42,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_multigrid.data import CsvVideoDataset, VideoRecord
 from lightning_multigrid.data.list_file import _LineRule
-from lightning_multigrid.keys import ClipShape, unpack_key
-from lightning_multigrid.sampler import MultigridBatchSampler, SeededRandomSampler
+from lightning_multigrid.sampling.keys import unpack_key
+from lightning_multigrid.sampling.sampler import MultigridBatchSampler, SeededRandomSampler
 from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.recipe import ClipShape
 
 SHAPE = ClipShape(8, 224, (8, 8), (256, 320))
 K400 = BaseRecipe(steps=[0, 94, 154, 196], max_epochs=239, num_frames=32, crop_size=224, batch_size=64, sampling_rate=2)

@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from lightning_multigrid.sampler import epoch_clip_shapes
-from lightning_multigrid.schedule import MultigridSchedule, slot_sequence
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.slots import slot_sequence
 
 __all__ = ["schedule_grid_iterations", "grid_table", "compute_floor", "seeds_summary", "format_grids"]
 
@@ -36,7 +36,7 @@ def schedule_grid_iterations(schedule: MultigridSchedule, num_samples: int, worl
     per_rank = -(-num_samples // world_size)
     counts: Counter[Grid] = Counter()
     for epoch in range(schedule.max_epochs):
-        shapes = epoch_clip_shapes(schedule, epoch)
+        shapes = schedule.clip_shapes(epoch)
         for slot, size in slot_sequence(per_rank, schedule.epoch_batch_sizes(epoch, world_size), drop_last=True):
             counts[(shapes[slot].num_frames, shapes[slot].crop_size, size)] += 1
     return dict(counts)

@@ -30,9 +30,9 @@ from typing import Any
 from PIL import Image
 
 from lightning_multigrid.data import decoders as decoders_module
+from lightning_multigrid.data import frame_folders as frames_module
 from lightning_multigrid.data import frame_pack as frame_pack_module
 from lightning_multigrid.data import frame_store as frame_store_module
-from lightning_multigrid.data import frames as frames_module
 
 
 class StageTimer:

@@ -1,6 +1,6 @@
 """Multigrid for datasets that know nothing of ``(index, shape)`` keys: three tiers.
 
-1. **Key-aware** datasets (``accepts_clip_keys = True``, see :mod:`lightning_multigrid.keys`) decode
+1. **Key-aware** datasets (``accepts_clip_keys = True``, see :mod:`lightning_multigrid.sampling.keys`) decode
    exactly the grid's shape: the data cost shrinks with the grid. ``Subset``/``ConcatDataset`` of
    them work as they are.
 2. **Datasets that take a transform**: :class:`ShapedTransformDataset` sets the dataset's transform
@@ -21,9 +21,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lightning_multigrid.keys import ClipShape, KeyedView, unpack_key
+from lightning_multigrid.sampling.keys import KeyedView, unpack_key
+from lightning_multigrid.schedule.recipe import ClipShape
 
-__all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips", "batch_input", "batch_video", "replace_batch_video"]
+__all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips"]
 
 
 class ShapedTransformDataset(torch.utils.data.Dataset):
@@ -81,38 +82,6 @@ class BaseShapeDataset(KeyedView, torch.utils.data.Dataset):
     def __getitem__(self, key: Any) -> Any:
         index, _ = unpack_key(key, self.base_shape)
         return self.wrapped[index]
-
-
-def batch_input(batch: Any) -> Any:
-    """The model input of a batch: ``batch["video"]``, ``batch[0]`` or the batch itself (one rule for
-    precise BN, the setup probe and on-device resampling)."""
-    if isinstance(batch, dict):
-        return batch["video"]
-    return batch[0] if isinstance(batch, (list, tuple)) else batch
-
-
-def batch_video(batch: Any) -> torch.Tensor:
-    """The clip tensor of a batch (:func:`batch_input`), which must be one ``(B, C, T, H, W)`` tensor."""
-    video = batch_input(batch)
-    if not isinstance(video, torch.Tensor) or video.dim() != 5:
-        raise TypeError(
-            "on-device resampling needs the batch's clips as one (B, C, T, H, W) tensor in batch['video'] "
-            f"or batch[0]; got {type(video).__name__}"
-        )
-    return video
-
-
-def replace_batch_video(batch: Any, video: torch.Tensor) -> None:
-    """Put ``video`` back where :func:`batch_video` found it, in place (the hooks cannot return a batch)."""
-    if isinstance(batch, dict):
-        batch["video"] = video
-    elif isinstance(batch, list):
-        batch[0] = video
-    else:
-        raise TypeError(
-            f"on-device resampling changes the batch in place, which a {type(batch).__name__} batch does not "
-            "allow: return dict or list samples from the dataset"
-        )
 
 
 def resample_clips(video: torch.Tensor, base: ClipShape, shape: ClipShape, generator: torch.Generator) -> torch.Tensor:

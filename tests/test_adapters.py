@@ -8,8 +8,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_multigrid.adapters import ShapedTransformDataset, resample_clips
-from lightning_multigrid.callback import MultigridCallback
-from lightning_multigrid.keys import ClipShape
+from lightning_multigrid.callback.hooks import MultigridCallback
+from lightning_multigrid.schedule.recipe import ClipShape
 from tests.test_callback import TOY_EPOCHS
 from tests.toy import ToyModule
 

@@ -1,4 +1,4 @@
-"""Tests of lightning_multigrid.batchnorm (single process): split BN, conversion, precise BN.
+"""Tests of lightning_multigrid.batchnorm.convert (single process): split BN, conversion, precise BN.
 
 Variance convention under test: every split keeps torch's running *unbiased* variance; merged
 statistics apply the law of total variance to the stored values (mean of split variances plus the
@@ -21,18 +21,17 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call
 
-from lightning_multigrid.batchnorm import (
-    SplitBatchNorm3d,
+from lightning_multigrid.batchnorm.convert import (
     apply_batchnorm_plan,
     convert_to_split_batchnorm,
-    merge_moments,
     merge_split_statistics,
     revert_to_batchnorm,
     set_num_splits,
     set_sync_group,
 )
-from lightning_multigrid.precise_bn import update_bn_stats
-from lightning_multigrid.schedule import BatchNormPlan
+from lightning_multigrid.batchnorm.precise import update_bn_stats
+from lightning_multigrid.batchnorm.split import SplitBatchNorm3d, merge_moments
+from lightning_multigrid.schedule.recipe import BatchNormPlan
 
 C = 3
 

@@ -15,14 +15,14 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lightning_multigrid.batchnorm import (
+from lightning_multigrid.batchnorm.convert import (
     apply_batchnorm_plan,
     convert_to_split_batchnorm,
     new_sync_groups,
     set_num_splits,
 )
-from lightning_multigrid.precise_bn import update_bn_stats
-from lightning_multigrid.schedule import BatchNormPlan
+from lightning_multigrid.batchnorm.precise import update_bn_stats
+from lightning_multigrid.schedule.recipe import BatchNormPlan
 
 WORLD = 2
 C = 3

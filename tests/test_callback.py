@@ -8,8 +8,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lightning_multigrid.batchnorm import SplitBatchNorm3d
-from lightning_multigrid.callback import MultigridCallback
+from lightning_multigrid.batchnorm.split import SplitBatchNorm3d
+from lightning_multigrid.callback.hooks import MultigridCallback
 from tests.toy import TinyNet, ToyModule
 
 STEPS = [0, 2, 4]  # baseline: 5 epochs -> several long-cycle stages
@@ -125,7 +125,7 @@ def _validated_epochs(cb, **trainer_kw):
     module = ToyModule(dataset_size=32)
     t = trainer(cb, max_epochs=12, **trainer_kw)
     t.callbacks.append(Probe())
-    import lightning_multigrid.precise_bn as precise_bn_module
+    import lightning_multigrid.batchnorm.precise as precise_bn_module
 
     original = precise_bn_module.update_bn_stats
 

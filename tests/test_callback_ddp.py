@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from lightning_multigrid.callback import MultigridCallback
+from lightning_multigrid.callback.hooks import MultigridCallback
 from tests.toy import ToyModule, read_records
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Subset, random_split
 
-from lightning_multigrid.callback import MultigridCallback
-from lightning_multigrid.sampler import MultigridBatchSampler, SeededRandomSampler
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.callback.hooks import MultigridCallback
+from lightning_multigrid.sampling.sampler import MultigridBatchSampler, SeededRandomSampler
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 from tests.toy import BASE, ToyClips, ToyModule
 
 
@@ -208,7 +209,7 @@ def test_workers_persist_across_stage_changes():
 def test_precise_bn_batches_follow_the_budget():
     used = []
 
-    import lightning_multigrid.precise_bn as precise_bn_module
+    import lightning_multigrid.batchnorm.precise as precise_bn_module
 
     original = precise_bn_module.update_bn_stats
 
@@ -229,7 +230,7 @@ def test_precise_bn_batches_follow_the_budget():
 
 
 def test_precise_bn_budget_goes_to_the_final_validation_first():
-    from lightning_multigrid.run import precise_bn_allocation
+    from lightning_multigrid.callback.run import precise_bn_allocation
 
     # The demo: 472 iterations, 3 % budget = 14 batches, at most 8 a call, 21 validations.
     assert precise_bn_allocation(21, 472, 8, 0.03) == (0, 8)

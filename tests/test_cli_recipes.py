@@ -42,7 +42,8 @@ def test_recipe_parses(recipe):
 
 def test_k400_multigrid_recipe_schedule_matches_spec():
     """The K400 multigrid recipe's callback settings give the spec's schedule (358 epochs)."""
-    from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+    from lightning_multigrid.schedule.multigrid import MultigridSchedule
+    from lightning_multigrid.schedule.recipe import BaseRecipe
 
     config = yaml.safe_load((ROOT / "examples/configs/k400_slowfast_r50_multigrid.yaml").read_text())
     cb = next(c for c in config["trainer"]["callbacks"] if "MultigridCallback" in c["class_path"])

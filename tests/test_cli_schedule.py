@@ -122,8 +122,9 @@ def test_plot_draws_every_epoch_and_titles_the_tables_speedup(tmp_path):
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
-    from lightning_multigrid.schedule_report import plot_schedule
+    from lightning_multigrid.schedule.multigrid import MultigridSchedule
+    from lightning_multigrid.schedule.recipe import BaseRecipe
+    from lightning_multigrid.schedule.report import plot_schedule
 
     s = MultigridSchedule(BaseRecipe(steps=[0, 2, 4], max_epochs=5, num_frames=8, crop_size=64, batch_size=4))
     captured = {}

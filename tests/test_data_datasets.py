@@ -25,7 +25,8 @@ from lightning_multigrid.data import (
     get_decoder,
 )
 from lightning_multigrid.data.failures import SKIPPED_VIDEOS_FILE, report_skipped_videos
-from lightning_multigrid.keys import ClipKey, ClipShape, accepts_clip_keys
+from lightning_multigrid.sampling.keys import ClipKey, accepts_clip_keys
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -40,7 +40,8 @@ def test_clip_indices_follow_the_reference_window_rule() -> None:
 
 def test_top_stride_covers_the_baseline_span_at_every_grid() -> None:
     """Spec section 4: at the top stride r0*T0//T a coarse clip spans exactly T0*r0 frames."""
-    from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+    from lightning_multigrid.schedule.multigrid import MultigridSchedule
+    from lightning_multigrid.schedule.recipe import BaseRecipe
 
     for t0, r0, steps, max_epochs in ((32, 2, [0, 94, 154, 196], 239), (8, 8, [0, 44, 88, 118], 128),
                                       (64, 2, [0, 14, 18], 22), (16, 4, [0, 14, 20], 24)):

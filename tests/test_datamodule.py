@@ -11,7 +11,8 @@ import torch
 from jsonargparse import ArgumentParser
 
 from lightning_multigrid.data import VideoDataModule
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

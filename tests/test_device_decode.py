@@ -21,8 +21,9 @@ from lightning_multigrid.data.device_decode import (
     decode_batch,
 )
 from lightning_multigrid.data.prepare import PrepareOptions, prepare_dataset
-from lightning_multigrid.keys import ClipKey, ClipShape
 from lightning_multigrid.models import VideoClassifier
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 CPU = torch.device("cpu")

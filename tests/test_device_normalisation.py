@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import default_collate
 
-from lightning_multigrid.callback import MultigridCallback
+from lightning_multigrid.callback.hooks import MultigridCallback
 from lightning_multigrid.data import VideoDataModule
 from lightning_multigrid.models import VideoClassifier
 

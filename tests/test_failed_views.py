@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_multigrid.data import VideoClipDataset, VideoRecord
-from lightning_multigrid.keys import ClipShape
 from lightning_multigrid.models import VideoClassifier
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -12,17 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
+from lightning_multigrid.cli.prepare import prepare_main
 from lightning_multigrid.data import build_dataset
-from lightning_multigrid.data.decoders import VideoDecodeError
+from lightning_multigrid.data.decode_errors import VideoDecodeError
+from lightning_multigrid.data.frame_folders import FRAME_READER
 from lightning_multigrid.data.frame_pack import PACKED_EXT, PACKED_READER, packed_meta
-from lightning_multigrid.data.frames import FRAME_READER
 from lightning_multigrid.data.prepare import (
     REPORT_NAME,
     PrepareOptions,
     prepare_dataset,
-    prepare_main,
 )
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -15,11 +15,11 @@ from PIL import Image
 from lightning_multigrid.data import make_synthetic_dataset, resized_size
 from lightning_multigrid.data import transforms as T
 from lightning_multigrid.data.datasets import CsvVideoDataset
-from lightning_multigrid.data.decoders import VideoDecodeError
+from lightning_multigrid.data.decode_errors import VideoDecodeError
+from lightning_multigrid.data.frame_folders import FRAME_READER, META_NAME
 from lightning_multigrid.data.frame_store import Level, choose_level, crop_region
-from lightning_multigrid.data.frames import FRAME_READER, META_NAME
 from lightning_multigrid.data.prepare import PrepareOptions, convert_video, prepare_dataset
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey, ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -12,15 +12,16 @@ import torch
 from PIL import Image
 
 from lightning_multigrid.data import build_dataset, resized_size
-from lightning_multigrid.data.decoders import VideoDecodeError
-from lightning_multigrid.data.frames import (
+from lightning_multigrid.data.decode_errors import VideoDecodeError
+from lightning_multigrid.data.frame_folders import (
     FRAME_READER,
     META_NAME,
     find_videos,
     is_frame_folder,
 )
 from lightning_multigrid.data.prepare import PrepareOptions, convert_video
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -152,7 +153,7 @@ def test_folder_format_finds_frame_folders_beside_videos(frame_folder: Path, mov
 def test_prepare_options_defaults_follow_training() -> None:
     import inspect
 
-    from lightning_multigrid.data.datasets import VideoClipDataset
+    from lightning_multigrid.data.clip_dataset import VideoClipDataset
 
     params = inspect.signature(VideoClipDataset.__init__).parameters
     options = PrepareOptions()

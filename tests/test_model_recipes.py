@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from lightning_multigrid.models import check_schedule, get_spec
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ["k400_i3d_nl_r50_multigrid", "k400_r2plus1d_18_multigrid", "k400_swin3d_t_multigrid"]

@@ -22,14 +22,15 @@ from lightning_multigrid.models import (
     model_requirements,
     pretrained_checkpoint_path,
 )
-from lightning_multigrid.models.registry import PYTORCHVIDEO_MEAN, PYTORCHVIDEO_STD
 from lightning_multigrid.models.shape_agnostic import (
     PointwiseLinear,
     ShapeAgnosticMViT,
     ShapeAgnosticS3D,
 )
 from lightning_multigrid.models.torchvision_zoo import _MVIT_TINY_BLOCKS
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.model_requirements import PYTORCHVIDEO_MEAN, PYTORCHVIDEO_STD
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 from tests.test_models_zoo import schedule_shapes
 
 TV_TINY = ["r3d_18_tiny", "mc3_18_tiny", "r2plus1d_18_tiny", "s3d_tiny", "swin3d_tiny", "mvit_v2_s_tiny"]

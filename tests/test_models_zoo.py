@@ -17,8 +17,9 @@ from lightning_multigrid.models import (
     model_requirements,
     pack_pathways,
 )
-from lightning_multigrid.models.zoo import MultiPathwayNet
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.models.pytorchvideo_zoo import MultiPathwayNet
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 FULL = [
     "slowfast_r50",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from lightning_multigrid.callback import MultigridCallback
+from lightning_multigrid.callback.hooks import MultigridCallback
 from tests.toy import ToyModule
 
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from lightning_multigrid.cli import main as cli_main
+from lightning_multigrid.cli.commands import main as cli_main
 from lightning_multigrid.data import build_dataset
-from lightning_multigrid.data.frames import META_NAME
+from lightning_multigrid.data.frame_folders import META_NAME
 from lightning_multigrid.data.prepare import REPORT_NAME, PrepareOptions, prepare_dataset
-from lightning_multigrid.keys import ClipKey, ClipShape
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.recipe import ClipShape
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

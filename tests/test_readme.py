@@ -143,7 +143,7 @@ def test_schedule_command_takes_every_schedule_setting_of_the_callback():
     import inspect
 
     from lightning_multigrid import MultigridCallback
-    from lightning_multigrid.cli import _schedule_parser
+    from lightning_multigrid.cli.commands import _schedule_parser
 
     flags = {option for action in _schedule_parser()._actions for option in action.option_strings}
     params = set(inspect.signature(MultigridCallback.__init__).parameters) - {"self"} - RUN_ONLY

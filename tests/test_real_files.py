@@ -15,13 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_multigrid.data.decoders import (
-    VideoDecodeError,
-    available_decoders,
-    get_decoder,
-    resized_size,
-)
-from lightning_multigrid.data.frame_index import build_frame_index
+from lightning_multigrid.data.decode_errors import VideoDecodeError
+from lightning_multigrid.data.decoder_base import resized_size
+from lightning_multigrid.data.decoders import available_decoders, get_decoder
+from lightning_multigrid.data.video_index import build_frame_index
 from tests.real_files import RealFile, ffmpeg_frames
 
 #: Largest per-pixel difference accepted between a backend's RGB and ffmpeg's. PyAV wheels carry

@@ -22,7 +22,7 @@ from lightning_multigrid.data import (
 )
 from lightning_multigrid.data.list_file import parse_list_line, read_list_file
 from lightning_multigrid.data.record_index import RecordIndex
-from lightning_multigrid.keys import ClipShape
+from lightning_multigrid.schedule.recipe import ClipShape
 
 BASE = ClipShape(8, 42, (4, 4), (48, 60))
 

@@ -7,13 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import BatchSampler, DistributedSampler
 
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.sampler import (
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.sampling.sampler import (
     MultigridBatchSampler,
     SeededRandomSampler,
-    epoch_clip_shapes,
 )
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape
 
 RECIPE = dict(steps=[0, 4, 8], max_epochs=10, num_frames=8, crop_size=64, batch_size=4, sampling_rate=2)
 
@@ -103,6 +103,6 @@ def test_ddp_ranks_agree_on_count_and_shapes_and_are_disjoint():
 
 def test_epoch_clip_shapes_follow_stage():
     s = schedule()
-    first, last = epoch_clip_shapes(s, 0), epoch_clip_shapes(s, s.max_epochs - 1)
+    first, last = s.clip_shapes(0), s.clip_shapes(s.max_epochs - 1)
     assert first[-1].num_frames < last[-1].num_frames
     assert last[-1].crop_size == 64 and last[-1].stride_range == (2, 2)

@@ -10,19 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightning_multigrid.schedule import (
-    BaseRecipe,
-    MultigridSchedule,
-    batches_per_epoch,
-    slot_sequence,
-)
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
+from lightning_multigrid.schedule.slots import batches_per_epoch, slot_sequence
 
 K400 = dict(steps=[0, 94, 154, 196], max_epochs=239, num_frames=32, crop_size=224, batch_size=64)
 I3D = dict(steps=[0, 44, 88, 118], max_epochs=128, num_frames=8, crop_size=224, batch_size=64)
 
 
 def test_schedule_module_does_not_import_torch():
-    code = "import sys, lightning_multigrid.schedule; print('torch' in sys.modules)"
+    code = "import sys, lightning_multigrid.schedule.multigrid; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -108,7 +105,7 @@ def test_stride_jitter_and_batch():
 
 
 def test_lr_factor_step_cosine_warmup():
-    from lightning_multigrid.lr import LrPolicy
+    from lightning_multigrid.schedule.lr import LrPolicy
 
     s = MultigridSchedule(BaseRecipe(**K400))
     assert s.lr_factor(0) == 8 and s.lr_factor(72.99) == 8 and s.lr_factor(73) == 4
@@ -309,3 +306,25 @@ def test_short_cycle_only_evaluates_every_eval_period():
     assert s.max_epochs == 192
     assert s.eval_epochs(10) == [9, 19, 29, 39, 49, 59, 69, 79, 89, 99, 109, 119, 129, 139, 149, 159, 169, 179, 189, 191]
     assert s.validation_epochs(1) == list(range(192))
+
+
+def test_the_schedule_answers_its_per_epoch_questions():
+    """Slots, shapes, base shape and slot batches of the fine-tuning stage, by hand: crops
+    round(64 * 0.5) = 32 and round(64 / sqrt 2) = 45, then S0 = 64; batch multipliers
+    round((64/32)^2) = 4 and round((64/45.25)^2) = 2, then 1."""
+    from lightning_multigrid.schedule.slots import samples_per_rank
+
+    s = MultigridSchedule(BaseRecipe(steps=[0, 4, 8], max_epochs=10, num_frames=8, crop_size=64, batch_size=4,
+                                     sampling_rate=2))
+    last = s.max_epochs - 1
+    assert s.stage_at(last).is_finetune and s.num_slots == 3
+    assert [c.crop_size for c in s.clip_shapes(last)] == [32, 45, 64]
+    assert {c.num_frames for c in s.clip_shapes(last)} == {8}
+    assert s.base_shape(last) == s.clip_shapes(last)[-1] and s.base_shape(last).crop_size == 64
+    assert [s.batch_slot(i) for i in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    assert s.slot_batch_sizes(last, 4) == [16, 8, 4]
+    assert s.epoch_batch_sizes(last, world_size=2) == s.slot_batch_sizes(last, 2) == [8, 4, 2]
+    assert (samples_per_rank(10, 3), samples_per_rank(9, 3), samples_per_rank(1, 4)) == (4, 3, 1)
+    no_short = MultigridSchedule(BaseRecipe(steps=[0, 4, 8], max_epochs=10, num_frames=8, crop_size=64,
+                                            batch_size=4, sampling_rate=2, short_cycle=False))
+    assert no_short.num_slots == 1 and [no_short.batch_slot(i) for i in range(3)] == [0, 0, 0]

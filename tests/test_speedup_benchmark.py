@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_multigrid.keys import ClipShape, unpack_key
+from lightning_multigrid.sampling.keys import unpack_key
+from lightning_multigrid.schedule.recipe import ClipShape
 
 BASE = ClipShape(num_frames=8, crop_size=64, stride_range=(1, 1), jitter_range=(73, 91))
 

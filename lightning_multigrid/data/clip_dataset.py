@@ -6,8 +6,8 @@ It does the work (sampling, decoding, augmentation, bad-file recovery); the form
 
 Items are dicts: ``"video"`` (``uint8`` ``(C, T, S, S)``, finished into the model's float input on
 the training device by :func:`~.transforms.finish_clips`; with ``normalize=True`` the float
-``(C, T, S, S)``, or ``[slow, fast]`` for SlowFast), ``"label"``
-(``int64`` scalar, or a float multi-hot vector), ``"index"``; evaluation items add
+``(C, T, S, S)``, or ``[slow, fast]`` for SlowFast), ``"label"`` (``int64`` scalar, or a float
+multi-hot vector), ``"index"``; evaluation items add
 ``"video_index"``, ``"view_index"`` and ``"failed"``.
 
 Unreadable videos (see :mod:`.failures`): in training, an item whose video cannot be decoded is
@@ -30,16 +30,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..keys import ClipShape, unpack_key
+from lightning_multigrid.data.decoder_base import VideoDecoder, VideoInfo, resized_size
+from lightning_multigrid.data.decoders import DEFAULT_DECODER, get_decoder
+from lightning_multigrid.sampling.keys import unpack_key
+from lightning_multigrid.schedule.recipe import ClipShape
+
 from . import transforms as T
-from .decoders import DEFAULT_DECODER, VideoDecoder, VideoInfo, get_decoder, resized_size
 from .device_decode import EncodedClip
 from .failures import SkippedVideos
+from .frame_folders import decoder_for
 from .frame_pack import is_packed
-from .frames import decoder_for
 from .record_index import RecordIndex, VideoRecord
 
-__all__ = ["DEFAULT_PROBE_CACHE_SIZE", "RecordIndex", "Split", "VideoRecord", "VideoClipDataset"]
+__all__ = ["DEFAULT_PROBE_CACHE_SIZE", "Split", "VideoClipDataset"]
 
 # The messages keep the logger name they always had (users filter on it).
 logger = logging.getLogger("lightning_multigrid.data.datasets")
@@ -58,8 +61,7 @@ class VideoClipDataset(Dataset):
         records: the videos and their labels: a :class:`~.record_index.RecordIndex` (kept as it
             is), or :class:`VideoRecord` objects (stored as one). :attr:`records` is the index;
             reading it in forked loader workers copies nothing.
-        base_shape: the shape used for a plain integer key (the baseline ``T0``, ``S0``,
-            ``(r0, r0)`` stride range and jitter range).
+        base_shape: the shape of a plain integer key (baseline ``T0``, ``S0``, stride, jitter).
         split: ``"train"`` samples randomly (stride from the shape's ``stride_range``, short side
             from its ``jitter_range``, random crop and flip); ``"val"`` takes one centre view;
             ``"test"`` yields ``test_num_clips * test_num_crops`` views per video, one per item.
@@ -318,7 +320,7 @@ class VideoClipDataset(Dataset):
         return info
 
     def _load(self, record: VideoRecord, view: int, shape: ClipShape) -> torch.Tensor | list[torch.Tensor] | EncodedClip:
-        # A directory is a frame folder (see .frames), read by the frame reader.
+        # A directory is a frame folder (see .frame_folders), read by the frame reader.
         decoder = decoder_for(record.path, self.decoder)
         if not os.path.exists(record.path):
             raise FileNotFoundError(f"{record.path}: no such file")

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch.utils.data import DataLoader
 
-from ..keys import ClipShape
+from lightning_multigrid.data.clip_dataset import Split, VideoClipDataset
+from lightning_multigrid.data.datasets import DatasetFormat, build_dataset, dataset_format
+from lightning_multigrid.schedule.recipe import ClipShape
+
 from ..namespace import lightning_module, save_init_arguments
-from .datasets import DatasetFormat, Split, VideoClipDataset, build_dataset, dataset_format
 from .decoders import DEFAULT_DECODER, get_decoder
 from .device_decode import EncodedBatch, collate_clips, decode_batch
 from .failures import report_skipped_videos
@@ -268,7 +270,7 @@ class VideoDataDefinition(_TypingBase):
 
     @property
     def train_dataset(self) -> VideoClipDataset:
-        """The training dataset (accepts :class:`~lightning_multigrid.keys.ClipKey` keys)."""
+        """The training dataset (accepts :class:`~lightning_multigrid.sampling.keys.ClipKey` keys)."""
         return self._dataset("train")
 
     @property

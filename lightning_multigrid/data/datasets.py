@@ -27,18 +27,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..keys import ClipShape
-from .clip_dataset import Split, VideoClipDataset, VideoRecord
-from .frames import find_videos
+from lightning_multigrid.schedule.recipe import ClipShape
+
+from .clip_dataset import Split, VideoClipDataset
+from .frame_folders import find_videos
 from .list_file import read_list_file
-from .record_index import RecordIndex, root_prefix
+from .record_index import RecordIndex, VideoRecord, root_prefix
 
 __all__ = [
     "DatasetFormat",
-    "Split",
     "VIDEO_EXTENSIONS",
-    "VideoRecord",
-    "VideoClipDataset",
     "SplitFileDataset",
     "CsvVideoDataset",
     "FolderVideoDataset",

@@ -1,8 +1,8 @@
 """The interface shared by the decoding backends: what a probe reports, sizes, index checks, and
-:class:`BaseVideoDecoder`, which each backend (and the frame-folder reader of :mod:`.frames`)
+:class:`BaseVideoDecoder`, which each backend (and the frame-folder reader of :mod:`.frame_folders`)
 extends with its own ``_decode``.
 
-See :mod:`.decoders` for the backends and :mod:`.frame_index` for what "frame i" means.
+See :mod:`.decoders` for the backends and :mod:`.video_index` for what "frame i" means.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from .decode_errors import VideoDecodeError
-from .frame_index import FrameIndex, build_frame_index
+from .video_index import FrameIndex, build_frame_index
 
 __all__ = [
     "BaseVideoDecoder",

@@ -43,27 +43,20 @@ from .decoder_base import (
     VideoInfo,
     frames_are_indexed,
     log_fallback,
-    probe_video,
     resize_tensor,
     resized_size,
     timestamps_agree,
 )
-from .frame_index import FrameIndex, import_av, one_swscale_thread, read_frames, rotate_to_display
+from .video_index import FrameIndex, import_av, one_swscale_thread, read_frames, rotate_to_display
 
 __all__ = [
     "DEFAULT_DECODER",
-    "VideoInfo",
-    "VideoDecoder",
-    "VideoDecodeError",
-    "DecoderUnavailableError",
-    "probe_video",
     "DecordDecoder",
     "TorchCodecDecoder",
     "PyAVDecoder",
     "decoder_names",
     "available_decoders",
     "get_decoder",
-    "resized_size",
 ]
 
 DEFAULT_DECODER = "decord"

@@ -2,7 +2,7 @@
 
 Every video of the listed splits becomes ``OUT/<its path relative to SRC, without extension>/``
 holding ``000001.jpg``, ``000002.jpg``, ... (frame ``i`` of the video, in presentation order, every
-decoded frame once) and :data:`~.frames.META_NAME`. The split files are rewritten under ``OUT`` to
+decoded frame once) and :data:`~.frame_folders.META_NAME`. The split files are rewritten under ``OUT`` to
 point at the folders, so ``OUT`` is a dataset of the same format (``build_dataset(format, OUT, ...)``).
 
 * Parallel over processes; one thread per process (decoding and JPEG encoding are serial work).
@@ -25,12 +25,10 @@ GOP-4 h264 copy, at 6.7x its disk (``benchmarks/prepare_cost.py``).
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -38,14 +36,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .datasets import VideoClipDataset
-from .decoders import resized_size
-from .frame_index import one_swscale_thread
+from lightning_multigrid.data.clip_dataset import VideoClipDataset
+from lightning_multigrid.data.decoder_base import resized_size
+
+from .frame_folders import META_NAME, verify_frame_folder
 from .frame_pack import PACKED_EXT, pack_folder
 from .frame_store import LEVEL_DIRS, half_size
-from .frames import META_NAME, verify_frame_folder
 from .prepare_layout import (
-    DEFAULT_SPLITS,
     TMP_PREFIX,
     Job,
     finished_meta,
@@ -58,8 +55,9 @@ from .prepare_layout import (
 )
 from .prepare_shard import Shard, merged_report, shard_reports
 from .progress import Progress
+from .video_index import one_swscale_thread
 
-__all__ = ["PrepareOptions", "PrepareSummary", "DEFAULT_SPLITS", "merge_shards", "prepare_dataset", "prepare_main"]
+__all__ = ["PrepareOptions", "PrepareSummary", "bytes_per_hour", "merge_shards", "prepare_dataset"]
 
 REPORT_NAME = "prepare_report.json"
 OPTIONS_NAME = "prepare_options.json"
@@ -345,67 +343,3 @@ def _top_up(pool: ProcessPoolExecutor, pending: set[Future], queue: Iterable[Job
             return
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-def prepare_main(argv: list[str] | None = None) -> int:
-    """``lightning-multigrid prepare SRC OUT [...]``; returns the exit code (2: bad arguments, 1: failed)."""
-    parser = argparse.ArgumentParser(
-        prog="lightning-multigrid prepare",
-        description="Convert a video dataset (csv, folder, ssv2 or charades layout) into JPEG frame folders "
-                    "with split files pointing at them. Re-running resumes and skips finished videos.",
-    )
-    parser.add_argument("src", metavar="SRC", help="the video dataset directory (split paths are relative to it)")
-    parser.add_argument("out", metavar="OUT", help="where the frame folders and split files go")
-    parser.add_argument("--format", default="csv", choices=sorted(DEFAULT_SPLITS), help="annotation format (default csv)")
-    parser.add_argument("--splits", nargs="+", default=None,
-                        help="split files (folder format: split subfolders); default: the conventional names found in SRC")
-    parser.add_argument("--labels-file", default=None, help="SSv2 labels JSON (default: labels.json beside the split)")
-    parser.add_argument("--short-side", type=int, default=None,
-                        help="rescale frames to this short side (never enlarged; default: keep the source size). "
-                             "Choose at least the largest training jitter size.")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100 (default 90)")
-    parser.add_argument("--layout", choices=("folders", "packed"), default="folders",
-                        help="folders: one JPEG file per frame; packed: one file per video (frames, levels and an "
-                             "offset index; csv and folder formats)")
-    parser.add_argument("--levels", nargs="*", default=[], choices=LEVEL_DIRS,
-                        help="also store every frame at half the short side (in half/): clips whose jittered short side "
-                             "fits it decode a quarter of the pixels (+47%% disk on the synthetic 320x240 set)")
-    parser.add_argument("--workers", type=int, default=PrepareOptions.workers, help="processes (default: all cores)")
-    parser.add_argument("--max-failure-rate", type=float, default=PrepareOptions.max_failure_rate,
-                        help="stop when more than this fraction of the videos is unreadable (training's rule and default)")
-    parser.add_argument("--min-failures", type=int, default=PrepareOptions.min_failures,
-                        help="unreadable videos before --max-failure-rate applies (training's rule and default)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--shard", default=None, metavar="I/N",
-                        help="convert only part I of N (0 <= I < N; e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); "
-                             "writes prepare_report.shard-I-of-N.json and no split files")
-    parser.add_argument("--merge", action="store_true",
-                        help="after all N shards ran into OUT: write the split files and the merged report")
-    args = parser.parse_args(argv)
-    if args.merge and args.shard:
-        parser.error("--merge and --shard exclude each other (merge once, after every shard)")
-    options = PrepareOptions(format=args.format, splits=args.splits, labels_file=args.labels_file,
-                             short_side=args.short_side, quality=args.quality, levels=args.levels, layout=args.layout, workers=args.workers,
-                             max_failure_rate=args.max_failure_rate, min_failures=args.min_failures,
-                             progress=not args.no_progress, shard=args.shard)
-    try:
-        summary = (merge_shards if args.merge else prepare_dataset)(args.src, args.out, options)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 1
-    for failure in summary.failed:
-        print(f"skipped unreadable video {failure['path']}: {failure['error']}", file=sys.stderr)
-    for path in summary.missing:
-        print(f"skipped missing video {path}", file=sys.stderr)
-    per_hour = bytes_per_hour(summary)
-    what = "merged shards: " if args.merge else f"shard {args.shard}: " if args.shard else ""
-    print(f"{what}prepared {summary.converted} videos ({summary.skipped_done} already done, {len(summary.failed)} unreadable, "
-          f"{len(summary.missing)} missing) in {summary.seconds:.1f} s; {summary.bytes_written / 2**20:.1f} MiB"
-          + (f", {per_hour / 2**30:.2f} GiB per hour of video" if per_hour else "")
-          + (f"; report {Shard.parse(args.shard).report_name}; run --merge after every shard" if args.shard else
-             f"; split files: {', '.join(summary.split_files) or 'none (folder layout)'}"))
-    return 0

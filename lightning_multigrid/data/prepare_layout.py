@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .datasets import DATASET_FORMATS, VideoClipDataset, build_dataset, dataset_format
+from lightning_multigrid.data.clip_dataset import VideoClipDataset
+from lightning_multigrid.data.datasets import DATASET_FORMATS, build_dataset, dataset_format
+
+from .frame_folders import FRAME_READER, META_NAME
 from .frame_pack import PACKED_EXT, is_packed, packed_meta
-from .frames import FRAME_READER, META_NAME
 
 TMP_PREFIX = ".tmp-"  # temp folders and files of unfinished videos
 
@@ -60,7 +62,7 @@ def split_names(fmt: str, src: Path, splits: list[str] | None) -> list[str]:
 
 def load_split(fmt: str, src: Path, split: str, labels_file: str | None) -> VideoClipDataset:
     """The split's records, parsed by the training dataset class itself (one parser per format)."""
-    from ..keys import ClipShape  # noqa: PLC0415
+    from lightning_multigrid.schedule.recipe import ClipShape  # noqa: PLC0415
 
     extra: dict[str, Any] = {"check_files": False} if fmt != "folder" else {}
     return build_dataset(fmt, src, split, "train", ClipShape(1, 1), labels_file=labels_file,  # type: ignore[arg-type]

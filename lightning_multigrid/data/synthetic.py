@@ -14,7 +14,7 @@ Layout written under ``out_dir``::
 Several classes are defined by left/right direction, so horizontal-flip augmentation changes their
 label: train on this dataset with flipping off (the DataModule does so by default).
 
-The ``lightning-multigrid make-synthetic`` command is in :mod:`.synthetic_cli`.
+The ``lightning-multigrid make-synthetic`` command is :mod:`lightning_multigrid.cli.make_synthetic`.
 """
 
 from __future__ import annotations
@@ -24,20 +24,14 @@ import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # the command line lives in .synthetic_cli, which imports this module
-    from .synthetic_cli import make_synthetic_main as make_synthetic_main
-    from .synthetic_cli import parse_size as parse_size
 
 __all__ = [
     "CLASS_NAMES",
     "MAX_CLASSES",
     "is_synthetic_dataset",
     "make_synthetic_dataset",
-    "make_synthetic_main",
     "render_video",
 ]
 
@@ -186,7 +180,7 @@ def render_video(label: int, width: int, height: int, num_frames: int, rng: np.r
 def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
     import av  # noqa: PLC0415 - only needed when writing
 
-    from lightning_multigrid.data.frame_index import one_swscale_thread
+    from lightning_multigrid.data.video_index import one_swscale_thread
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -349,11 +343,3 @@ def _complete(out: Path) -> bool:
                 return False
     return True
 
-
-def __getattr__(name: str) -> Any:
-    """``make_synthetic_main`` and ``parse_size``, still importable from here (see :mod:`.synthetic_cli`)."""
-    if name in ("make_synthetic_main", "parse_size"):
-        from . import synthetic_cli
-
-        return getattr(synthetic_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

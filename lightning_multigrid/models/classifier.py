@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 
+from lightning_multigrid.data.transforms import pack_pathways
 from lightning_multigrid.models.checkpoints import classifier_name
 from lightning_multigrid.models.multiview import (
     ViewScores,
-    aggregate_views,
     video_level,
     video_metrics,
     without_failed,
@@ -40,15 +40,11 @@ from lightning_multigrid.models.optim import (
     OptimizerSetup,
     parameter_groups,
 )
-from lightning_multigrid.models.zoo import (
-    ModelRequirements,
-    build_model,
-    model_requirements,
-    pack_pathways,
-)
+from lightning_multigrid.models.registry import build_model, model_requirements
 from lightning_multigrid.namespace import lightning_module, rank_zero_warn, save_init_arguments
+from lightning_multigrid.schedule.model_requirements import ModelRequirements
 
-__all__ = ["DefaultSGD", "VideoClassifier", "VideoClassifierDefinition", "aggregate_views"]
+__all__ = ["DefaultSGD", "VideoClassifier", "VideoClassifierDefinition",]
 
 Video = torch.Tensor | Sequence[torch.Tensor]
 

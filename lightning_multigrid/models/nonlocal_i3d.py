@@ -35,7 +35,8 @@ from lightning_multigrid.models.pytorchvideo_zoo import (
     assemble_pytorchvideo,
     res_stages,
 )
-from lightning_multigrid.models.registry import ModelRequirements, ModelSpec, register
+from lightning_multigrid.models.registry import ModelSpec, register
+from lightning_multigrid.schedule.model_requirements import ModelRequirements
 
 __all__ = ["NONLOCAL_LOCATIONS", "ResBlockWithNonLocal", "add_nonlocal_blocks"]
 

@@ -35,16 +35,11 @@ from pytorchvideo.models.resnet import ResStage, create_resnet
 from pytorchvideo.models.slowfast import create_slowfast
 from pytorchvideo.models.x3d import create_x3d
 
-# The one SlowFast packing rule, for the data and the model side (re-exported).
-from lightning_multigrid.data.transforms import pack_pathways
-from lightning_multigrid.models.registry import (
-    REQUIREMENTS_ATTR,
-    ModelRequirements,
-    ModelSpec,
-    register,
-)
+# The one SlowFast packing rule, for the data and the model side.
+from lightning_multigrid.models.registry import ModelSpec, register
+from lightning_multigrid.schedule.model_requirements import REQUIREMENTS_ATTR, ModelRequirements
 
-__all__ = ["I3D_KWARGS", "TEMPORAL_POOL", "TINY_RESNET_KWARGS", "MultiPathwayNet", "assemble_pytorchvideo", "pack_pathways", "res_stages"]
+__all__ = ["I3D_KWARGS", "TEMPORAL_POOL", "TINY_RESNET_KWARGS", "MultiPathwayNet", "assemble_pytorchvideo", "res_stages"]
 
 class MultiPathwayNet(Net):
     """pytorchvideo's ``Net`` for multi-pathway (SlowFast) input that leaves its input alone.

@@ -50,11 +50,12 @@ from torchvision.models.video.s3d import S3D, SepInceptionBlock3D, TemporalSepar
 from torchvision.models.video.swin_transformer import SwinTransformer3d
 from torchvision.ops import Conv3dNormActivation
 
-from lightning_multigrid.models.registry import ModelRequirements, ModelSpec, register
+from lightning_multigrid.models.registry import ModelSpec, register
 from lightning_multigrid.models.shape_agnostic import (
     make_mvit_shape_agnostic,
     make_s3d_shape_agnostic,
 )
+from lightning_multigrid.schedule.model_requirements import ModelRequirements
 
 __all__ = ["torchvision_weights_fields"]
 

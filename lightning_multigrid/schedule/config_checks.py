@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightning_multigrid.schedule import (
-    BatchNormPlan,
-    MultigridSchedule,
-    batches_per_epoch,
-    epoch_clip_shapes,
-)
+from lightning_multigrid.schedule.model_requirements import ModelRequirements, check_clip_shape
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BatchNormPlan
+from lightning_multigrid.schedule.slots import batches_per_epoch, samples_per_rank
 
 __all__ = ["stage_bn_plans", "validate_stages", "check_trainer_flags", "baseline_epochs", "check_lr_schedulers"]
 
@@ -45,7 +43,7 @@ def validate_stages(
     world_size: int = 1,
     num_samples: int | None = None,
     slowfast_alpha: int | None = None,
-    requirements: Any = None,
+    requirements: ModelRequirements | None = None,
 ) -> list[str]:
     """Raise ``ValueError`` naming the first stage that cannot run; return warnings to show.
 
@@ -61,7 +59,7 @@ def validate_stages(
         for stage, plan in zip(schedule.stages, stage_bn_plans(schedule, world_size))
         if plan.reason
     ]
-    per_rank = None if num_samples is None else -(-num_samples // world_size)
+    per_rank = None if num_samples is None else samples_per_rank(num_samples, world_size)
     for stage in schedule.stages:
         where = f"multigrid stage {schedule.describe_stage(stage)}"
         sizes = schedule.epoch_batch_sizes(stage.start_epoch, world_size)
@@ -76,9 +74,7 @@ def validate_stages(
                 "change num_frames or long_cycle_factors"
             )
         if requirements is not None:
-            from lightning_multigrid.models import check_clip_shape
-
-            for shape in epoch_clip_shapes(schedule, stage.start_epoch):
+            for shape in schedule.clip_shapes(stage.start_epoch):
                 check_clip_shape(requirements, shape.num_frames, shape.crop_size, where)
     return warnings
 

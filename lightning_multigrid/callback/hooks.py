@@ -1,8 +1,8 @@
 """MultigridCallback: multigrid training as a drop-in Lightning callback (hooks only).
 
-The callback is a thin event shell: each hook forwards to :class:`~lightning_multigrid.run.MultigridRun`
+The callback is a thin event shell: each hook forwards to :class:`~lightning_multigrid.callback.run.MultigridRun`
 (one fit's schedule, loaders, BN plan, LR and precise BN, built at the first train-loader request)
-and :mod:`~lightning_multigrid.compat` (the few private Lightning touches, all restored at teardown).
+and :mod:`~lightning_multigrid.callback.compat` (the few private Lightning touches, all restored at teardown).
 
 Every hook derives its state from ``(schedule, epoch, batch)`` alone, so a run resumed from any
 checkpoint (end of a stage, end of an epoch, mid-epoch) trains exactly what the uninterrupted run
@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 from typing_extensions import override
 
-from lightning_multigrid import batchnorm as bn
-from lightning_multigrid import compat, validation
-from lightning_multigrid.lr import LrPolicy, read_base_lrs
+from lightning_multigrid.batchnorm import convert as bn
+from lightning_multigrid.callback import compat
+from lightning_multigrid.callback.run import MultigridRun, RunSettings
 from lightning_multigrid.namespace import Callback, rank_zero_warn
-from lightning_multigrid.run import MultigridRun, RunSettings
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
+from lightning_multigrid.schedule import config_checks as validation
+from lightning_multigrid.schedule.lr import LrPolicy, read_base_lrs
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 __all__ = ["MultigridCallback"]
 
@@ -34,7 +36,7 @@ class MultigridCallback(Callback):
     multigrid schedule, sets the real number of epochs and does the rest in place.
 
     Requirements: a map-style train dataset that accepts ``(index, shape)`` keys (or a ``Subset``
-    / ``ConcatDataset`` of such datasets, see :mod:`lightning_multigrid.keys`) and has a
+    / ``ConcatDataset`` of such datasets, see :mod:`lightning_multigrid.sampling.keys`) and has a
     ``base_shape`` (or pass ``num_frames``/``crop_size``/...); the optimizer's LR is owned by the
     callback unless ``lr_policy=None``.
 
@@ -58,7 +60,7 @@ class MultigridCallback(Callback):
             fraction of the training iterations (the reference's 200 batches at ~40 evaluations
             are about 3% of a Kinetics run; on a small dataset the same 200 would dominate). The
             final validation is served first; the others share the rest, or skip precise BN when
-            nothing is left (see :func:`~lightning_multigrid.run.precise_bn_allocation`).
+            nothing is left (see :func:`~lightning_multigrid.callback.run.precise_bn_allocation`).
         eval_freq: evaluations per long-cycle stage.
         follow_eval_schedule: validate on the schedule's eval epochs (the reference's rule; with
             ``check_val_every_n_epoch=N`` every N-th of them; the final epoch always); ``False``
@@ -175,6 +177,7 @@ class MultigridCallback(Callback):
     @override
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         if self._run is not None:
+            self._reload_loader(False)  # this epoch's loader is built
             self._run.enter_epoch(pl_module, trainer.current_epoch, restart_splits=True)
             self._run.set_lr(trainer, trainer.current_epoch, 0)
 
@@ -196,16 +199,19 @@ class MultigridCallback(Callback):
             self._run.set_lr(trainer, epoch, batch_idx + 1)
         elif self.settings.precise_bn_batches and self._run.validates(epoch):
             # Precise BN only where a validation (and so a checkpoint) follows.
-            self._precise_bn(trainer, pl_module, epoch)
-
-    def _precise_bn(self, trainer: Any, pl_module: Any, epoch: int) -> None:
-        assert self._run is not None
-        self._run.precise_bn(trainer, pl_module, epoch)
+            self._run.precise_bn(trainer, pl_module, epoch)
 
     @override
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if self._run is not None and self._patch is not None and self._run.needs_new_loader(trainer.current_epoch + 1):
-            self._patch.request_loader_reload(True)
+        if self._run is not None:
+            self._reload_loader(self._run.needs_new_loader(trainer.current_epoch + 1))
+
+    def _reload_loader(self, reload: bool) -> None:
+        """The one switch of Lightning's train-loader rebuild. Lightning fixes a loader's length when
+        it builds it, so the switch is on at the end of an epoch whose successor starts a new stage,
+        and off again once that epoch has its loader (so validation loaders are not rebuilt)."""
+        assert self._patch is not None
+        self._patch.request_loader_reload(reload)
 
     def lr_factor(self, epoch: float) -> float:
         """Relative LR at a fractional epoch (what the callback multiplies base LRs by)."""

@@ -2,7 +2,7 @@
 
 :func:`probe_forward` runs the model once per distinct T at its smallest crop, so that fixed-size
 pooling, or a batch format precise BN cannot read, fails at setup, not at epoch 140. The checks that
-need no model or data are pure and live in :mod:`lightning_multigrid.validation`.
+need no model or data are pure and live in :mod:`lightning_multigrid.schedule.config_checks`.
 """
 
 from __future__ import annotations
@@ -14,27 +14,19 @@ from typing import Any
 
 import torch
 
-from lightning_multigrid.adapters import batch_input
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import MultigridSchedule, epoch_clip_shapes
+from lightning_multigrid.callback.batch_access import batch_input
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import ClipShape
 
-__all__ = ["probe_forward", "find_requirements", "default_forward"]
-
-
-def find_requirements(module: torch.nn.Module) -> Any:
-    """The first ``multigrid_requirements`` attribute on the module or a submodule (zoo models set it)."""
-    for sub in module.modules():
-        requirements = getattr(sub, "multigrid_requirements", None)
-        if requirements is not None:
-            return requirements
-    return None
+__all__ = ["probe_forward", "default_forward"]
 
 
 def _probe_shapes(schedule: MultigridSchedule) -> list[tuple[ClipShape, str]]:
     """Per distinct T, the smallest crop used with it (pooling fails there first) and its stage."""
     smallest: dict[int, tuple[ClipShape, str]] = {}
     for stage in schedule.stages:
-        for shape in epoch_clip_shapes(schedule, stage.start_epoch):
+        for shape in schedule.clip_shapes(stage.start_epoch):
             best = smallest.get(shape.num_frames)
             if best is None or shape.crop_size < best[0].crop_size:
                 smallest[shape.num_frames] = (shape, schedule.describe_stage(stage))
@@ -112,5 +104,5 @@ def probe_forward(
 
 
 def default_forward(module: torch.nn.Module, batch: Any) -> Any:
-    """Feed a training batch's input (:func:`~lightning_multigrid.adapters.batch_input`) to the module."""
+    """Feed a training batch's input (:func:`~lightning_multigrid.callback.batch_access.batch_input`) to the module."""
     return module(batch_input(batch))

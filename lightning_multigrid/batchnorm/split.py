@@ -1,8 +1,8 @@
 """The :class:`SplitBatchNorm3d` module: ``nn.BatchNorm3d`` with split or synchronised statistics.
 
 The whole-model operations (converting a network in place, applying a schedule's
-``BatchNormPlan``, creating sync groups) are in :mod:`lightning_multigrid.batchnorm`, which also
-re-exports everything here.
+``BatchNormPlan``, creating sync groups) are in :mod:`lightning_multigrid.batchnorm.convert`; the
+package :mod:`lightning_multigrid.batchnorm` gathers the public names of both.
 
 Merging convention: split ``k`` keeps, like torch, a running mean ``m_k`` and a running *unbiased*
 variance ``v_k``. Merged statistics follow the law of total variance applied to the stored values:

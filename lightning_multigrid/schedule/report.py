@@ -1,4 +1,4 @@
-"""Human-readable views of a :class:`~lightning_multigrid.schedule.MultigridSchedule`.
+"""Human-readable views of a :class:`~lightning_multigrid.schedule.multigrid.MultigridSchedule`.
 
 Used by the ``lightning-multigrid schedule`` command and logged once by the callback at setup.
 Pure Python apart from the optional plot (matplotlib, imported lazily).
@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from lightning_multigrid.lr import REFERENCE_LR, LrPolicy
-from lightning_multigrid.schedule import MultigridSchedule, Stage
+from lightning_multigrid.schedule.lr import REFERENCE_LR, LrPolicy
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import Stage
 
 __all__ = ["format_schedule_table", "plot_schedule", "schedule_json", "stage_lr_values", "stage_lr_text"]
 

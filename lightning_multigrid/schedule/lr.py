@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lightning_multigrid.schedule import MultigridSchedule
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
 
 __all__ = ["LrPolicy", "REFERENCE_LR", "read_base_lrs", "apply_lr_factor"]
 

@@ -1,9 +1,9 @@
 """The schedule's plain records: the baseline recipe it is derived from, and what it answers with.
 
-:class:`BaseRecipe` is the input of :class:`~lightning_multigrid.schedule.MultigridSchedule`,
+:class:`BaseRecipe` is the input of :class:`~lightning_multigrid.schedule.multigrid.MultigridSchedule`,
 validated on construction (every bad value raises ``ValueError`` naming the field);
 :class:`Stage`, :class:`ShortCycleSlot` and :class:`BatchNormPlan` are its answers. Pure Python:
-no torch import (all of these are re-exported by :mod:`lightning_multigrid.schedule`).
+no torch import (gathered with the schedule's other names by :mod:`lightning_multigrid.schedule`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "Stage",
     "ShortCycleSlot",
     "BatchNormPlan",
+    "ClipShape",
 ]
 
 SQRT2 = math.sqrt(2.0)
@@ -192,3 +193,41 @@ class BatchNormPlan:
     sync_size: int = 1
     reason: str = ""
 
+
+@dataclass(frozen=True)
+class ClipShape:
+    """The shape of one training clip on a multigrid grid.
+
+    Attributes:
+        num_frames: ``T``, frames per clip.
+        crop_size: ``S``, side of the square spatial crop.
+        stride_range: inclusive ``(min, max)`` temporal stride between sampled frames; the dataset
+            draws one integer per clip, so a coarse grid covers the baseline's time span.
+        jitter_range: inclusive ``(min, max)`` short side of the random rescale before cropping;
+            scaled down with the crop so a smaller crop keeps the same field of view.
+    """
+
+    num_frames: int
+    crop_size: int
+    stride_range: tuple[int, int] = (1, 1)
+    jitter_range: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.num_frames) != self.num_frames or self.num_frames < 1:
+            raise ValueError(f"ClipShape.num_frames must be a positive int, got {self.num_frames!r}")
+        if int(self.crop_size) != self.crop_size or self.crop_size < 1:
+            raise ValueError(f"ClipShape.crop_size must be a positive int, got {self.crop_size!r}")
+        lo, hi = self.stride_range
+        if not (1 <= lo <= hi):
+            raise ValueError(f"ClipShape.stride_range must satisfy 1 <= min <= max, got {self.stride_range!r}")
+        object.__setattr__(self, "num_frames", int(self.num_frames))
+        object.__setattr__(self, "crop_size", int(self.crop_size))
+        object.__setattr__(self, "stride_range", (int(lo), int(hi)))
+        if self.jitter_range is not None:
+            jlo, jhi = self.jitter_range
+            if not (self.crop_size <= jlo <= jhi):
+                raise ValueError(
+                    "ClipShape.jitter_range must satisfy crop_size <= min <= max, got "
+                    f"{self.jitter_range!r} for crop_size {self.crop_size}"
+                )
+            object.__setattr__(self, "jitter_range", (int(jlo), int(jhi)))

@@ -1,7 +1,7 @@
 """The argument parser of the ``lightning-multigrid`` subcommands: a bad argument is one line.
 
-Stdlib only, so that :mod:`lightning_multigrid.cli` and the data package's commands (see
-:mod:`lightning_multigrid.data.synthetic_cli`) share it without importing each other.
+Stdlib only, so that :mod:`lightning_multigrid.cli.commands` and the data package's commands (see
+:mod:`lightning_multigrid.cli.make_synthetic`) share it without importing each other.
 """
 
 from __future__ import annotations

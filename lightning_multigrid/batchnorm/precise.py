@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lightning_multigrid.batchnorm import SplitBatchNorm3d, check_positive_int
+from lightning_multigrid.batchnorm.split import SplitBatchNorm3d, check_positive_int
 
 __all__ = ["update_bn_stats"]
 

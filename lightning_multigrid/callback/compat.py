@@ -5,7 +5,7 @@ fit loop, guarded by a feature test that fails with a clear message if a future 
 them:
 
 * the train loader request (``fit_loop._data_source.dataloader``): wrapped so every train loader
-  Lightning builds gets a :class:`~lightning_multigrid.sampler.MultigridBatchSampler` for the epoch
+  Lightning builds gets a :class:`~lightning_multigrid.sampling.sampler.MultigridBatchSampler` for the epoch
   that will actually run (Lightning fixes a loader's length when it builds it);
 * the epoch that will run next (``fit_loop.epoch_progress.current.processed``): on a resume from an
   end-of-epoch checkpoint, ``trainer.current_epoch`` still names the finished epoch while the loader

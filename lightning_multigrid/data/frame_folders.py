@@ -28,7 +28,9 @@ from typing import cast
 
 from PIL import Image
 
-from .decoders import VideoDecodeError, VideoDecoder, VideoInfo
+from lightning_multigrid.data.decode_errors import VideoDecodeError
+from lightning_multigrid.data.decoder_base import VideoDecoder, VideoInfo
+
 from .frame_pack import PACKED_EXT, PACKED_READER, is_packed
 from .frame_store import Level, StoredFramesReader
 

@@ -1,7 +1,7 @@
 """Building the loaders multigrid needs from the user's train loader.
 
 * :meth:`LoaderSource.train_loader`: the user's loader rebuilt around a
-  :class:`~lightning_multigrid.sampler.MultigridBatchSampler` (same workers, collate, pinning...),
+  :class:`~lightning_multigrid.sampling.sampler.MultigridBatchSampler` (same workers, collate, pinning...),
   with this package's own distributed split so ``use_distributed_sampler=False`` works; it lives
   for the whole fit (:class:`MultigridDataLoader`);
 * :meth:`LoaderSource.precise_bn_loader`: batches at the epoch's base shape, no short cycle, for precise BN.
@@ -17,13 +17,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lightning_multigrid.keys import ClipKey, keyed_dataset
-from lightning_multigrid.sampler import (
-    MultigridBatchSampler,
-    SeededRandomSampler,
-    epoch_clip_shapes,
-)
-from lightning_multigrid.schedule import MultigridSchedule
+from lightning_multigrid.sampling.keys import ClipKey, keyed_dataset
+from lightning_multigrid.sampling.sampler import MultigridBatchSampler, SeededRandomSampler
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
 
 __all__ = ["MultigridDataLoader", "LoaderSource", "check_train_loader"]
 
@@ -171,7 +167,7 @@ class LoaderSource:
         """Up to ``num_batches`` batches at ``epoch``'s base shape (no short cycle); ``None`` if the
         dataset is smaller than one batch. The order is a pure function of ``(seed, epoch, rank)``."""
         schedule, dataset, template = self.schedule, self.dataset, self.template
-        base_shape = epoch_clip_shapes(schedule, epoch)[-1]
+        base_shape = schedule.base_shape(epoch)
         batch_size = schedule.per_device_batch_size(epoch, self.world_size)
         n = len(dataset)
         count = min(num_batches, n // batch_size)

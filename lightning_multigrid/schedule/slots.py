@@ -1,21 +1,17 @@
-"""Per-iteration slot arithmetic: which short-cycle slot, batch size and clip shape each batch has.
+"""Per-iteration slot arithmetic: which short-cycle slot and batch size each batch of an epoch has.
 
 :func:`slot_sequence` is the one definition of an epoch's batches that the sampler iterates and
-counts (:func:`batches_per_epoch`, in O(1)); :func:`epoch_clip_shapes` gives each slot's clip
-shape. Pure Python: no torch import (re-exported by :mod:`lightning_multigrid.schedule`).
+counts (:func:`batches_per_epoch`, in O(1)); :func:`samples_per_rank` is the one rule for how many
+clips each device sees. Functions of batch sizes only: the schedule
+(:class:`~lightning_multigrid.schedule.multigrid.MultigridSchedule`) says which sizes and shapes an
+epoch has. Pure Python: no torch import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from lightning_multigrid.keys import ClipShape  # plain Python; keys imports torch only lazily
-
-if TYPE_CHECKING:
-    from lightning_multigrid.schedule import MultigridSchedule
-
-__all__ = ["batches_per_epoch", "epoch_clip_shapes", "slot_sequence"]
+__all__ = ["batches_per_epoch", "samples_per_rank", "slot_sequence"]
 
 
 def slot_sequence(num_indices: int, slot_batch_sizes: Sequence[int], drop_last: bool) -> list[tuple[int, int]]:
@@ -59,11 +55,6 @@ def batches_per_epoch(num_indices: int, slot_batch_sizes: Sequence[int], drop_la
     return count
 
 
-def epoch_clip_shapes(schedule: MultigridSchedule, epoch: int) -> list[ClipShape]:
-    """The clip shape of each short-cycle slot at ``epoch``, in iteration order."""
-    stage = schedule.stage_at(epoch)
-    stride = schedule.stride_range(epoch)
-    return [
-        ClipShape(stage.num_frames, slot.crop_size, stride, schedule.jitter_range(slot.crop_size))
-        for slot in schedule.short_cycle_slots(epoch)
-    ]
+def samples_per_rank(num_samples: int, world_size: int) -> int:
+    """Clips each rank gets from a ``DistributedSampler``-style split: ``ceil(num_samples / world_size)``."""
+    return -(-num_samples // world_size)

@@ -16,9 +16,9 @@ Checkpoints always hold merged plain-BN tensors (the keys of ``nn.BatchNorm3d``)
 with this package loads without it.
 
 :class:`SplitBatchNorm3d` itself (and the merging convention of split statistics) lives in
-:mod:`lightning_multigrid.split_batchnorm`; it is re-exported here with the whole-model operations
-below, so ``lightning_multigrid.batchnorm`` stays the one import for all of it. Precise BN
-(recomputing the statistics before evaluation) is :mod:`lightning_multigrid.precise_bn`.
+:mod:`lightning_multigrid.batchnorm.split`; the package :mod:`lightning_multigrid.batchnorm` gathers it
+with the whole-model operations below, as the one import for all of it. Precise BN
+(recomputing the statistics before evaluation) is :mod:`lightning_multigrid.batchnorm.precise`.
 """
 
 from __future__ import annotations
@@ -29,18 +29,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from lightning_multigrid.schedule import BatchNormPlan
-from lightning_multigrid.split_batchnorm import (
+from lightning_multigrid.batchnorm.split import (
     SplitBatchNorm3d,
     check_positive_int,
-    merge_moments,
 )
+from lightning_multigrid.schedule.recipe import BatchNormPlan
 
 __all__ = [
-    "SplitBatchNorm3d",
     "apply_batchnorm_plan",
     "convert_to_split_batchnorm",
-    "merge_moments",
     "merge_split_statistics",
     "new_sync_groups",
     "revert_to_batchnorm",

@@ -17,10 +17,11 @@ import json
 import sys
 from collections.abc import Sequence
 
-from lightning_multigrid.cli_parser import OneLineErrorParser
-from lightning_multigrid.lr import LrPolicy
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule
-from lightning_multigrid.validation import validate_stages
+from lightning_multigrid.cli.parser import OneLineErrorParser
+from lightning_multigrid.schedule.config_checks import validate_stages
+from lightning_multigrid.schedule.lr import LrPolicy
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe
 
 __all__ = ["main", "schedule_main"]
 
@@ -104,7 +105,7 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
         # The callback's own stage checks (batch vs devices, BN splits, data size); its warnings
         # (plain-BN fallbacks) are the table's footnotes.
         validate_stages(schedule, args.devices, args.num_samples)
-        from lightning_multigrid import schedule_report
+        from lightning_multigrid.schedule import report as schedule_report
 
         path = None
         if args.plot:  # first, so an unwritable path fails before anything is printed
@@ -124,21 +125,21 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _make_synthetic_main(argv: Sequence[str]) -> int:
-    from lightning_multigrid.data.synthetic_cli import make_synthetic_main
+    from lightning_multigrid.cli.make_synthetic import make_synthetic_main
 
     return make_synthetic_main(list(argv))
 
 
 def _lightning_cli_main(argv: Sequence[str] | None) -> int:
     """``None``: the command line itself, which LightningCLI reads (given it as ``args``, it warns)."""
-    from lightning_multigrid.lightning_cli import run_cli
+    from lightning_multigrid.cli.lightning_cli import run_cli
 
     run_cli(argv)
     return 0
 
 
 def _prepare_main(argv: Sequence[str]) -> int:
-    from lightning_multigrid.data.prepare import prepare_main
+    from lightning_multigrid.cli.prepare import prepare_main
 
     return prepare_main(list(argv))
 

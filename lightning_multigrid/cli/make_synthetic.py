@@ -1,8 +1,7 @@
-"""``lightning-multigrid make-synthetic``: the command line of :mod:`.synthetic`.
+"""``lightning-multigrid make-synthetic``: the command line of :mod:`lightning_multigrid.data.synthetic`.
 
 :func:`make_synthetic_main` returns its exit code (2 on bad arguments, with one line on stderr);
-:func:`parse_size` reads ``WIDTHxHEIGHT`` (the benchmarks use it too). Both stay importable from
-:mod:`.synthetic`.
+:func:`parse_size` reads ``WIDTHxHEIGHT`` (the benchmarks use it too).
 """
 
 from __future__ import annotations
@@ -10,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli_parser import OneLineErrorParser
-from .synthetic import MAX_CLASSES, make_synthetic_dataset
+from ..data.synthetic import MAX_CLASSES, make_synthetic_dataset
+from .parser import OneLineErrorParser
 
 __all__ = ["make_synthetic_main", "parse_size"]
 

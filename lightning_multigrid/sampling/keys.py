@@ -1,6 +1,6 @@
 """The one contract between the sampler and the datasets: ``(index, shape)`` keys.
 
-Data flows one way: the schedule decides a shape, :class:`~lightning_multigrid.sampler.MultigridBatchSampler`
+Data flows one way: the schedule decides a shape, :class:`~lightning_multigrid.sampling.sampler.MultigridBatchSampler`
 yields lists of :class:`ClipKey`, and a dataset decodes exactly ``key.shape`` for ``key.index``.
 A dataset that honours keys sets ``accepts_clip_keys = True`` and still accepts a plain ``int``
 (meaning its own base shape), so it keeps working with a stock ``DataLoader``.
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import bisect
 import numbers
-from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+from lightning_multigrid.schedule.recipe import ClipShape
 
 __all__ = [
     "KeyedView",
-    "ClipShape",
     "ClipKey",
     "unpack_key",
     "accepts_clip_keys",
@@ -27,45 +27,6 @@ __all__ = [
 
 #: Attribute a dataset sets to ``True`` to declare that ``__getitem__`` accepts :class:`ClipKey`.
 ACCEPTS_CLIP_KEYS = "accepts_clip_keys"
-
-
-@dataclass(frozen=True)
-class ClipShape:
-    """The shape of one training clip on a multigrid grid.
-
-    Attributes:
-        num_frames: ``T``, frames per clip.
-        crop_size: ``S``, side of the square spatial crop.
-        stride_range: inclusive ``(min, max)`` temporal stride between sampled frames; the dataset
-            draws one integer per clip, so a coarse grid covers the baseline's time span.
-        jitter_range: inclusive ``(min, max)`` short side of the random rescale before cropping;
-            scaled down with the crop so a smaller crop keeps the same field of view.
-    """
-
-    num_frames: int
-    crop_size: int
-    stride_range: tuple[int, int] = (1, 1)
-    jitter_range: tuple[int, int] | None = None
-
-    def __post_init__(self) -> None:
-        if int(self.num_frames) != self.num_frames or self.num_frames < 1:
-            raise ValueError(f"ClipShape.num_frames must be a positive int, got {self.num_frames!r}")
-        if int(self.crop_size) != self.crop_size or self.crop_size < 1:
-            raise ValueError(f"ClipShape.crop_size must be a positive int, got {self.crop_size!r}")
-        lo, hi = self.stride_range
-        if not (1 <= lo <= hi):
-            raise ValueError(f"ClipShape.stride_range must satisfy 1 <= min <= max, got {self.stride_range!r}")
-        object.__setattr__(self, "num_frames", int(self.num_frames))
-        object.__setattr__(self, "crop_size", int(self.crop_size))
-        object.__setattr__(self, "stride_range", (int(lo), int(hi)))
-        if self.jitter_range is not None:
-            jlo, jhi = self.jitter_range
-            if not (self.crop_size <= jlo <= jhi):
-                raise ValueError(
-                    "ClipShape.jitter_range must satisfy crop_size <= min <= max, got "
-                    f"{self.jitter_range!r} for crop_size {self.crop_size}"
-                )
-            object.__setattr__(self, "jitter_range", (int(jlo), int(jhi)))
 
 
 class ClipKey(NamedTuple):

@@ -1,9 +1,9 @@
-"""One fit of :class:`~lightning_multigrid.callback.MultigridCallback`: what it builds and decides.
+"""One fit of :class:`~lightning_multigrid.callback.hooks.MultigridCallback`: what it builds and decides.
 
 :class:`RunSettings` is what the user gave the callback (validated when the callback is built).
 :class:`MultigridRun` is created at Lightning's first train-loader request of a fit, when the
 dataset, the per-device batch, the world size and any restored checkpoint are all known. It builds
-the schedule, checks it (:mod:`~lightning_multigrid.validation`, :mod:`~lightning_multigrid.checks`),
+the schedule, checks it (:mod:`~lightning_multigrid.schedule.config_checks`, :mod:`~lightning_multigrid.callback.model_probe`),
 converts BN, and from then on answers every per-epoch and per-batch question as a pure function of
 ``(schedule, epoch, batch)``, so a run resumed from any checkpoint trains exactly what the
 uninterrupted run trains. The callback only forwards Lightning's hooks to it.
@@ -19,12 +19,19 @@ from typing import Any
 
 import torch
 
-from lightning_multigrid import adapters, checks, compat, loaders, precise_bn, validation
-from lightning_multigrid import batchnorm as bn
-from lightning_multigrid.keys import ClipShape
-from lightning_multigrid.lr import LrPolicy, apply_lr_factor
+from lightning_multigrid import adapters
+from lightning_multigrid.batchnorm import convert as bn
+from lightning_multigrid.batchnorm import precise as precise_bn
+from lightning_multigrid.callback import compat
+from lightning_multigrid.callback import model_probe as checks
+from lightning_multigrid.callback.batch_access import batch_video, replace_batch_video
 from lightning_multigrid.namespace import rank_zero_info, rank_zero_warn
-from lightning_multigrid.schedule import BaseRecipe, MultigridSchedule, epoch_clip_shapes
+from lightning_multigrid.sampling import loaders
+from lightning_multigrid.schedule import config_checks as validation
+from lightning_multigrid.schedule.lr import LrPolicy, apply_lr_factor
+from lightning_multigrid.schedule.model_requirements import find_requirements
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape
 
 __all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation"]
 
@@ -146,7 +153,7 @@ class MultigridRun:
 
     def _check_and_prepare(self, trainer: Any, pl_module: Any) -> None:
         s, dataset, settings = self.schedule, self.source.dataset, self.settings
-        requirements = checks.find_requirements(pl_module)
+        requirements = find_requirements(pl_module)
         alpha = getattr(dataset, "slowfast_alpha", None)
         for warning in validation.validate_stages(s, self.world_size, len(dataset), alpha, requirements):
             rank_zero_warn(f"MultigridCallback: {warning}")
@@ -168,12 +175,12 @@ class MultigridRun:
         self.patch.set_max_epochs(s.max_epochs)
         # Training slots, precise BN and validation at every grid, with room for a last partial batch.
         shapes = 3 * len({(b, c.num_frames, c.crop_size) for e in range(s.max_epochs)
-                          for b, c in zip(s.epoch_batch_sizes(e, self.world_size), epoch_clip_shapes(s, e))})
+                          for b, c in zip(s.epoch_batch_sizes(e, self.world_size), s.clip_shapes(e))})
         if self.patch.ensure_recompile_limit(shapes):
             rank_zero_info(f"MultigridCallback: torch.compile may recompile for each of up to {shapes} input shapes "
                            "of this schedule; raised torch._dynamo.config.recompile_limit to that")
         if settings.log_schedule:
-            from lightning_multigrid.schedule_report import format_schedule_table  # noqa: PLC0415 - report only
+            from lightning_multigrid.schedule.report import format_schedule_table  # noqa: PLC0415 - report only
 
             rank_zero_info(
                 f"MultigridCallback: baseline {s.recipe.max_epochs} epochs -> multigrid {s.max_epochs} epochs "
@@ -222,7 +229,6 @@ class MultigridRun:
     def enter_epoch(self, pl_module: Any, epoch: int, restart_splits: bool) -> None:
         """BN grouping and validation gating of ``epoch``."""
         s = self.schedule
-        self.patch.request_loader_reload(False)  # this epoch's loader is built
         if s.recipe.long_cycle:
             plan = s.batch_norm_plan(s.per_device_batch_size(epoch, self.world_size), self.world_size)
             bn.apply_batchnorm_plan(pl_module, plan, self.sync_groups)
@@ -260,12 +266,12 @@ class MultigridRun:
 
     def batch_values(self, epoch: int, batch_idx: int) -> dict[str, float]:
         """What the callback logs for a batch: its grid, batch size, LR factor and stage."""
-        slots = epoch_clip_shapes(self.schedule, epoch)
+        slot = self.schedule.batch_slot(batch_idx)
+        shape = self.schedule.clip_shapes(epoch)[slot]
         sizes = self.schedule.epoch_batch_sizes(epoch, self.world_size)
-        slot = batch_idx % len(slots)
         return {
-            "multigrid/num_frames": float(slots[slot].num_frames),
-            "multigrid/crop_size": float(slots[slot].crop_size),
+            "multigrid/num_frames": float(shape.num_frames),
+            "multigrid/crop_size": float(shape.crop_size),
             "multigrid/batch_size": float(sizes[slot]),
             "multigrid/lr_factor": float(self.lr_factor_now),
             "multigrid/stage": float(self.schedule.stage_index_at(epoch)),
@@ -274,16 +280,16 @@ class MultigridRun:
     def reshape_batch(self, batch: Any, epoch: int, batch_idx: int) -> None:
         """Tier 3: resample the batch to its slot's shape (a no-op for key-aware datasets)."""
         if self.resample_base is not None:
-            slots = epoch_clip_shapes(self.schedule, epoch)
-            self.reshape(batch, slots[batch_idx % len(slots)], (epoch, batch_idx, self.rank))
+            shape = self.schedule.clip_shapes(epoch)[self.schedule.batch_slot(batch_idx)]
+            self.reshape(batch, shape, (epoch, batch_idx, self.rank))
 
     def reshape(self, batch: Any, shape: ClipShape, where: tuple[int, ...] = (0,)) -> None:
         """Resample a batch of base-shape clips to ``shape`` in place (random choices are a pure
         function of the seed and ``where``, so a resumed run draws the same)."""
         assert self.resample_base is not None
         generator = torch.Generator().manual_seed(hash((self.seed, *where)) % (2**63))
-        video = adapters.batch_video(batch)
-        adapters.replace_batch_video(batch, adapters.resample_clips(video, self.resample_base, shape, generator))
+        video = batch_video(batch)
+        replace_batch_video(batch, adapters.resample_clips(video, self.resample_base, shape, generator))
 
     def forward(self, pl_module: Any, batch: Any) -> Any:
         return (self.settings.precise_bn_forward or checks.default_forward)(pl_module, batch)
@@ -300,7 +306,7 @@ class MultigridRun:
         if loader is None:
             rank_zero_warn(f"MultigridCallback: precise BN skipped at epoch {epoch} (dataset smaller than one batch)")
             return
-        base_shape = epoch_clip_shapes(self.schedule, epoch)[-1]
+        base_shape = self.schedule.base_shape(epoch)
 
         def run(module: Any, batch: Any) -> Any:
             batch = trainer.strategy.batch_to_device(batch)

@@ -1,7 +1,7 @@
 """Batch sampling for multigrid: per-iteration clip shapes with an exact length.
 
 :class:`MultigridBatchSampler` turns a stream of indices into batches of
-:class:`~lightning_multigrid.keys.ClipKey`, following the short cycle of the long-cycle stage its
+:class:`~lightning_multigrid.sampling.keys.ClipKey`, following the short cycle of the long-cycle stage its
 epoch belongs to. It is a ``torch.utils.data.BatchSampler`` subclass taking ``sampler`` as its
 first argument, so Lightning can inject a ``DistributedSampler`` (with ``use_distributed_sampler``)
 by re-instantiating it with the same keyword arguments.
@@ -18,15 +18,12 @@ from collections.abc import Iterator, Sized
 import torch
 from torch.utils.data import BatchSampler, Sampler
 
-from lightning_multigrid.keys import ClipKey, ClipShape
-from lightning_multigrid.schedule import (
-    MultigridSchedule,
-    batches_per_epoch,
-    epoch_clip_shapes,
-    slot_sequence,
-)
+from lightning_multigrid.sampling.keys import ClipKey
+from lightning_multigrid.schedule.multigrid import MultigridSchedule
+from lightning_multigrid.schedule.recipe import ClipShape
+from lightning_multigrid.schedule.slots import batches_per_epoch, slot_sequence
 
-__all__ = ["MultigridBatchSampler", "SeededRandomSampler", "epoch_clip_shapes"]
+__all__ = ["MultigridBatchSampler", "SeededRandomSampler"]
 
 
 class SeededRandomSampler(Sampler[int]):
@@ -130,13 +127,12 @@ class MultigridBatchSampler(BatchSampler):
     @property
     def clip_shapes(self) -> list[ClipShape]:
         """The shape of each short-cycle slot in this epoch."""
-        return epoch_clip_shapes(self.schedule, self.epoch)
+        return self.schedule.clip_shapes(self.epoch)
 
     @property
     def slot_batch_sizes(self) -> list[int]:
         """Per-device batch size of each short-cycle slot in this epoch."""
-        per_device = self.schedule.stage_at(self.epoch).batch_factor * self.batch_size
-        return [per_device * slot.batch_multiplier for slot in self.schedule.short_cycle_slots(self.epoch)]
+        return self.schedule.slot_batch_sizes(self.epoch, self.batch_size)
 
     def __iter__(self) -> Iterator[list[ClipKey]]:  # type: ignore[override]  # keys, not ints
         shapes = self.clip_shapes

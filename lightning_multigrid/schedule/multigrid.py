@@ -18,30 +18,16 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from lightning_multigrid.recipe import (
-    DEFAULT_LONG_CYCLE_FACTORS,
-    DEFAULT_SHORT_CYCLE_FACTORS,
+from lightning_multigrid.schedule.recipe import (
     BaseRecipe,
     BatchNormPlan,
+    ClipShape,
     ShortCycleSlot,
     Stage,
 )
-from lightning_multigrid.recipe import MIN_CROP_SIZE as MIN_CROP_SIZE  # still importable here
-from lightning_multigrid.recipe import SQRT2 as SQRT2
-from lightning_multigrid.slots import batches_per_epoch, epoch_clip_shapes, slot_sequence
+from lightning_multigrid.schedule.slots import batches_per_epoch, samples_per_rank
 
-__all__ = [
-    "DEFAULT_LONG_CYCLE_FACTORS",
-    "DEFAULT_SHORT_CYCLE_FACTORS",
-    "BaseRecipe",
-    "Stage",
-    "ShortCycleSlot",
-    "BatchNormPlan",
-    "MultigridSchedule",
-    "batches_per_epoch",
-    "epoch_clip_shapes",
-    "slot_sequence",
-]
+__all__ = ["MultigridSchedule"]
 
 
 @dataclass
@@ -191,6 +177,29 @@ class MultigridSchedule:
         ]
         return slots + [ShortCycleSlot(base_s, 1)]
 
+    @property
+    def num_slots(self) -> int:
+        """Short-cycle slots per cycle (the same in every epoch; 1 without the short cycle)."""
+        return len(self.recipe.short_cycle_factors) + 1 if self.recipe.short_cycle else 1
+
+    def batch_slot(self, batch_idx: int) -> int:
+        """The short-cycle slot of an epoch's ``batch_idx``-th batch: slots rotate from each epoch's first batch."""
+        return batch_idx % self.num_slots
+
+    def clip_shapes(self, epoch: int) -> list[ClipShape]:
+        """The clip shape of each short-cycle slot at ``epoch``, in iteration order."""
+        stage = self.stage_at(epoch)
+        stride = self.stride_range(epoch)
+        return [
+            ClipShape(stage.num_frames, slot.crop_size, stride, self.jitter_range(slot.crop_size))
+            for slot in self.short_cycle_slots(epoch)
+        ]
+
+    def base_shape(self, epoch: int) -> ClipShape:
+        """The stage's own clip shape at ``epoch`` (the short cycle's last slot): what precise BN and
+        on-device resampling use."""
+        return self.clip_shapes(epoch)[-1]
+
     def stride_range(self, epoch: int) -> tuple[int, int]:
         """Inclusive temporal stride range: ``[r0, r0 * (T0 // T)]`` for the epoch's ``T``."""
         r = self.recipe
@@ -219,7 +228,7 @@ class MultigridSchedule:
 
     def lr_factor(self, epoch: float) -> float:
         """The reference's relative LR (multiply by the base LR) at a fractional epoch: piecewise
-        constant over :attr:`lr_milestones`. Cosine and warmup policies: :mod:`lightning_multigrid.lr`."""
+        constant over :attr:`lr_milestones`. Cosine and warmup policies: :mod:`lightning_multigrid.schedule.lr`."""
         i = max(0, bisect.bisect_right(self.lr_milestones, epoch) - 1)
         return self.lr_factors[i]
 
@@ -299,7 +308,12 @@ class MultigridSchedule:
     # ----------------------------------------------------------------------------------------
     def epoch_batch_sizes(self, epoch: int, world_size: int = 1) -> list[int]:
         """Per-device batch size of each short-cycle slot at ``epoch``."""
-        per_device = self.per_device_batch_size(epoch, world_size)
+        return self.slot_batch_sizes(epoch, self.per_device_batch_size(epoch, world_size), scaled=True)
+
+    def slot_batch_sizes(self, epoch: int, device_batch: int, scaled: bool = False) -> list[int]:
+        """Batch size of each short-cycle slot at ``epoch`` for a base batch of ``device_batch`` clips
+        (what a batch sampler knows, without the world size); ``scaled``: already the stage's batch."""
+        per_device = device_batch if scaled else self.stage_at(epoch).batch_factor * device_batch
         return [per_device * slot.batch_multiplier for slot in self.short_cycle_slots(epoch)]
 
     def iterations(self, num_samples: int | None = None, world_size: int = 1, drop_last: bool = True) -> float:
@@ -315,8 +329,7 @@ class MultigridSchedule:
             if num_samples is None:
                 total += len(sizes) / sum(sizes) / world_size
             else:
-                per_rank = -(-num_samples // world_size)
-                total += batches_per_epoch(per_rank, sizes, drop_last)
+                total += batches_per_epoch(samples_per_rank(num_samples, world_size), sizes, drop_last)
         return total
 
     def baseline_iterations(self, num_samples: int | None = None, world_size: int = 1, drop_last: bool = True) -> float:
@@ -324,7 +337,7 @@ class MultigridSchedule:
         r = self.recipe
         if num_samples is None:
             return r.max_epochs / r.batch_size
-        per_rank = -(-num_samples // world_size)
+        per_rank = samples_per_rank(num_samples, world_size)
         return r.max_epochs * batches_per_epoch(per_rank, [r.batch_size // world_size], drop_last)
 
     def theoretical_speedup(self, num_samples: int | None = None, world_size: int = 1) -> float:
