@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from lightning_multigrid.keys import ClipShape, KeyedView, unpack_key
 
-__all__ = ["ShapedTransformDataset", "BaseShapeDataset", "resample_clips", "batch_input", "batch_video", "replace_batch_video"]
+__all__ = ["ShapedTransformDataset", "BaseShapeDataset", "check_base_clips", "resample_clips", "batch_input", "batch_video", "replace_batch_video"]
 
 
 class ShapedTransformDataset(torch.utils.data.Dataset):
@@ -81,6 +81,26 @@ class BaseShapeDataset(KeyedView, torch.utils.data.Dataset):
     def __getitem__(self, key: Any) -> Any:
         index, _ = unpack_key(key, self.base_shape)
         return self.wrapped[index]
+
+
+def check_base_clips(dataset: Any, base: ClipShape, collate: Any) -> None:
+    """Refuse a tier-3 dataset whose clips are not the base shape the run was given.
+
+    Its clips are resampled from the declared ``(T0, S0)``: clips of another size would be silently
+    stretched (upsampled clips cost several times the compute) or cropped. One item is read.
+    """
+    try:
+        video = batch_video(collate([dataset[0]]))
+    except TypeError:
+        return  # not one clip tensor (e.g. SlowFast pathways): the resampling step reports that
+    _, _, t, h, w = video.shape
+    if (t, h, w) != (base.num_frames, base.crop_size, base.crop_size):
+        raise ValueError(
+            f"MultigridCallback: the train dataset {type(dataset).__name__} ignores clip keys, so its clips are "
+            f"resampled from the declared base shape T={base.num_frames}, crop {base.crop_size}x{base.crop_size}, "
+            f"but its first clip is T={t}, {h}x{w}. Declare the clips' real shape (the dataset's base_shape, or "
+            f"MultigridCallback(num_frames={t}, crop_size={h})) or make the dataset return that shape"
+        )
 
 
 def batch_input(batch: Any) -> Any:

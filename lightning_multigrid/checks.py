@@ -18,7 +18,7 @@ from lightning_multigrid.adapters import batch_input
 from lightning_multigrid.keys import ClipKey, ClipShape
 from lightning_multigrid.schedule import MultigridSchedule, epoch_clip_shapes
 
-__all__ = ["probe_forward", "find_requirements", "default_forward"]
+__all__ = ["probe_forward", "find_requirements", "default_forward", "check_forward_defined"]
 
 
 def find_requirements(module: torch.nn.Module) -> Any:
@@ -84,6 +84,8 @@ def probe_forward(
                 # Eager even under torch.compile: the probe's hooks and batch of one are not worth graphs.
                 with torch.no_grad(), _eager():
                     forward(module, batch)
+            except NotImplementedError as err:
+                raise ValueError(_no_forward(module)) from err
             except KeyError as err:
                 raise ValueError(
                     f"MultigridCallback: precise BN cannot read the train batch ({err!r} missing). The default "
@@ -114,3 +116,27 @@ def probe_forward(
 def default_forward(module: torch.nn.Module, batch: Any) -> Any:
     """Feed a training batch's input (:func:`~lightning_multigrid.adapters.batch_input`) to the module."""
     return module(batch_input(batch))
+
+
+def _no_forward(module: torch.nn.Module) -> str:
+    return (
+        f"MultigridCallback: {type(module).__name__} defines no forward(), which precise BN and the setup "
+        "probe call (as module(batch['video'])). Define forward(self, x) in it (e.g. return self.net(x)), or "
+        "pass MultigridCallback(precise_bn_forward=lambda module, batch: module.net(batch['video'])), or "
+        "precise_bn_batches=0"
+    )
+
+
+def check_forward_defined(module: torch.nn.Module, custom_forward: bool, precise_bn_batches: int) -> None:
+    """Refuse at setup a module without its own ``forward()`` when precise BN will call it.
+
+    A LightningModule whose ``training_step`` calls ``self.net(x)`` trains to the end and then fails
+    in precise BN with a bare ``NotImplementedError`` (also with ``probe_shapes=False``).
+    """
+    if custom_forward or precise_bn_batches == 0:
+        return
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        return  # precise BN has nothing to do, so never calls the module
+    owner = next(c for c in type(module).__mro__ if "forward" in vars(c))
+    if owner.__module__.split(".")[0] in ("torch", "pytorch_lightning", "lightning"):
+        raise ValueError(_no_forward(module))

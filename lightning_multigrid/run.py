@@ -130,6 +130,8 @@ class MultigridRun:
                 "base-shape clips are resampled on the device to each grid's shape: the compute saving holds, "
                 "the data cost does not shrink (see lightning_multigrid.adapters for the faster tiers)"
             )
+        if self.resample_base is not None:
+            adapters.check_base_clips(loader.dataset, self.resample_base, loader.collate_fn)
         self.source: Any = self._source(loader, keyed)
         self.loader: Any = None
         self.loader_stage = -1
@@ -150,6 +152,7 @@ class MultigridRun:
         alpha = getattr(dataset, "slowfast_alpha", None)
         for warning in validation.validate_stages(s, self.world_size, len(dataset), alpha, requirements):
             rank_zero_warn(f"MultigridCallback: {warning}")
+        checks.check_forward_defined(pl_module, settings.precise_bn_forward is not None, settings.precise_bn_batches)
         if settings.probe_shapes and (settings.precise_bn_forward is not None or settings.precise_bn_batches > 0):
             checks.probe_forward(
                 pl_module, dataset, s, self.source.template.collate_fn, trainer.strategy.batch_to_device, self.forward,

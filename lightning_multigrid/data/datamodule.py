@@ -50,8 +50,9 @@ class VideoDataDefinition(_TypingBase):
             ``"ssv2"`` (Something-Something v2 JSON) or ``"charades"`` (multi-label CSV).
         root: dataset directory; split paths may be relative to it. With ``synthetic`` it is
             where the synthetic set is written (default ``data/synthetic``).
-        train_split, val_split, test_split: list files (folder format: subfolders holding the
-            class folders, ``"."`` for ``root`` itself); ``None`` disables that split.
+        train_split, val_split, test_split: list files (default ``train.csv``, ...; folder format:
+            subfolders holding the class folders, default ``train``, ``val``, ``test``, ``"."`` for
+            ``root`` itself); ``None`` disables that split.
         labels_file: SSv2 labels JSON (default: ``labels.json`` beside the split file).
         decoder: decoding backend, ``"decord"``, ``"torchcodec"`` or ``"pyav"``.
         num_frames: ``T0``, frames per clip of the base shape.
@@ -141,6 +142,10 @@ class VideoDataDefinition(_TypingBase):
         self.format = format
         self.root = Path(root if root is not None else _DEFAULT_SYNTHETIC_DIR)
         self.splits: dict[Split, str | None] = {"train": train_split, "val": val_split, "test": test_split}
+        if format == "folder":  # its own defaults: the split folders "train", "val", "test", not list files
+            for split, value in self.splits.items():
+                if value == f"{split}.csv":
+                    self.splits[split] = split
         self.labels_file = labels_file
         self.decoder = decoder
         self.test_num_clips = test_num_clips
