@@ -18,7 +18,7 @@ from lightning_multigrid.adapters import batch_input
 from lightning_multigrid.keys import ClipKey, ClipShape
 from lightning_multigrid.schedule import MultigridSchedule, epoch_clip_shapes
 
-__all__ = ["probe_forward", "find_requirements", "default_forward", "check_forward_defined"]
+__all__ = ["probe_forward", "find_requirements", "default_forward", "check_forward_defined", "uses_compile"]
 
 
 def find_requirements(module: torch.nn.Module) -> Any:
@@ -140,3 +140,11 @@ def check_forward_defined(module: torch.nn.Module, custom_forward: bool, precise
     owner = next(c for c in type(module).__mro__ if "forward" in vars(c))
     if owner.__module__.split(".")[0] in ("torch", "pytorch_lightning", "lightning"):
         raise ValueError(_no_forward(module))
+
+
+def uses_compile(module: torch.nn.Module) -> bool:
+    """Whether ``module`` or a submodule was wrapped by ``torch.compile`` (Lightning marks a
+    compiled LightningModule with ``_compiler_ctx``; a compiled submodule is an ``OptimizedModule``)."""
+    if getattr(module, "_compiler_ctx", None):
+        return True
+    return any(hasattr(m, "_orig_mod") for m in module.modules())

@@ -1,14 +1,4 @@
-"""The ``lightning-multigrid`` console script.
-
-Subcommands:
-    schedule         print (or plot, or emit as JSON) the multigrid schedule of a baseline recipe
-    make-synthetic   write the synthetic action dataset (real encoded videos + CSV splits)
-    prepare          convert a video dataset into JPEG frame folders (faster loading)
-    recipes          list the shipped LightningCLI recipes, or copy them: recipes --copy DIR
-    fit|validate|test|predict
-                     LightningCLI over VideoClassifier + VideoDataModule, with MultigridCallback
-                     configurable under ``trainer.callbacks``
-"""
+"""The ``lightning-multigrid`` console script (its usage text is :data:`USAGE`)."""
 
 from __future__ import annotations
 
@@ -34,10 +24,21 @@ def _factor_pair(text: str) -> tuple[float, float]:
     return t, s
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it has none or names its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, argparse.SUPPRESS) or action.default is False or action.required:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _schedule_parser() -> argparse.ArgumentParser:
     p = OneLineErrorParser(
         prog="lightning-multigrid schedule",
         description="Show the multigrid schedule derived from a baseline recipe.",
+        formatter_class=_DefaultsFormatter,
     )
     p.add_argument("--steps", type=int, nargs="+", required=True, help="baseline LR milestones, starting with 0")
     p.add_argument("--max-epochs", type=int, required=True, help="baseline epochs")
@@ -47,13 +48,16 @@ def _schedule_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=1, help="number of devices (per-device batch, BN mode)")
     p.add_argument("--sampling-rate", type=int, default=1, help="baseline temporal stride r0")
     p.add_argument("--num-samples", type=int, default=None, help="training clips, for exact iteration counts")
-    p.add_argument("--no-long-cycle", action="store_true")
-    p.add_argument("--no-short-cycle", action="store_true")
+    p.add_argument("--no-long-cycle", action="store_true", help="turn the long cycle (T, S grids) off")
+    p.add_argument("--no-short-cycle", action="store_true", help="turn the short cycle (per-iteration crops) off")
     # Defaults come from BaseRecipe, the one definition the callback uses too.
-    p.add_argument("--epoch-factor", type=float, default=BaseRecipe.epoch_factor)
-    p.add_argument("--gamma", type=float, default=BaseRecipe.gamma)
-    p.add_argument("--bn-base-size", type=int, default=BaseRecipe.bn_base_size)
-    p.add_argument("--eval-freq", type=int, default=BaseRecipe.eval_freq)
+    p.add_argument("--epoch-factor", type=float, default=BaseRecipe.epoch_factor,
+                   help="multigrid epochs per baseline epoch of the long cycle")
+    p.add_argument("--gamma", type=float, default=BaseRecipe.gamma, help="LR decay at each step")
+    p.add_argument("--bn-base-size", type=int, default=BaseRecipe.bn_base_size,
+                   help="clips per BN group at the base shape")
+    p.add_argument("--eval-freq", type=int, default=BaseRecipe.eval_freq,
+                   help="validate every this many epochs (plus stage ends)")
     p.add_argument("--long-cycle-factors", type=_factor_pair, nargs="+", default=None, metavar="T,S",
                    help="long-cycle grids as T_FACTOR,S_FACTOR pairs (default: 0.25,0.7071 0.5,0.7071 0.5,1 1,1)")
     p.add_argument("--short-cycle-factors", type=float, nargs=2, default=None, metavar="F",
@@ -63,9 +67,11 @@ def _schedule_parser() -> argparse.ArgumentParser:
     # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
     p.add_argument("--lr-policy", choices=("step", "cosine", "none"), default=LrPolicy.name,
                    help="the callback's lr_policy ('none': the module sets the LR; no LR column)")
-    p.add_argument("--warmup-epochs", type=float, default=LrPolicy.warmup_epochs)
-    p.add_argument("--warmup-start-factor", type=float, default=LrPolicy.warmup_start_factor)
-    p.add_argument("--cosine-end-factor", type=float, default=LrPolicy.cosine_end_factor)
+    p.add_argument("--warmup-epochs", type=float, default=LrPolicy.warmup_epochs, help="linear LR warm-up length")
+    p.add_argument("--warmup-start-factor", type=float, default=LrPolicy.warmup_start_factor,
+                   help="LR factor at the start of the warm-up")
+    p.add_argument("--cosine-end-factor", type=float, default=LrPolicy.cosine_end_factor,
+                   help="final LR factor of the cosine policy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="also write a PNG plot")
     return p
@@ -131,9 +137,17 @@ def _make_synthetic_main(argv: Sequence[str]) -> int:
 
 def _lightning_cli_main(argv: Sequence[str] | None) -> int:
     """``None``: the command line itself, which LightningCLI reads (given it as ``args``, it warns)."""
+    from lightning_multigrid.config_errors import is_user_setting_error, one_paragraph
     from lightning_multigrid.lightning_cli import run_cli
 
-    run_cli(argv)
+    try:
+        run_cli(argv)
+    except (ValueError, FileNotFoundError) as err:
+        if not is_user_setting_error(err):
+            raise
+        command = (sys.argv[1:] if argv is None else list(argv) or ["fit"])[0]
+        print(one_paragraph(command, err), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -170,6 +184,24 @@ def recipes_main(argv: Sequence[str]) -> int:
 
 _SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_main, "prepare": _prepare_main,
                 "recipes": recipes_main}
+_LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+USAGE = """usage: lightning-multigrid COMMAND [ARGS]   (lightning-multigrid COMMAND --help for its options)
+
+Multigrid training of video models with PyTorch Lightning.
+
+commands:
+  fit, validate, test, predict
+                  LightningCLI over VideoClassifier and VideoDataModule; configure MultigridCallback
+                  under trainer.callbacks (e.g. fit --config synthetic_demo.yaml)
+  schedule        print, plot or emit as JSON the multigrid schedule of a baseline recipe
+  prepare         convert a video dataset into JPEG frame folders (faster loading)
+  recipes         list the shipped recipes, or copy them: recipes --copy DIR
+  make-synthetic  write the synthetic action dataset (real encoded videos and CSV splits)
+
+options:
+  -h, --help      show this message
+  --version       show the version"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,8 +211,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in _SUBCOMMANDS:
         return _SUBCOMMANDS[argv[0]](argv[1:])
     if argv and argv[0] in ("-h", "--help") or not argv:
-        print(__doc__.strip())
+        print(USAGE)
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from lightning_multigrid import __version__
+
+        print(f"lightning-multigrid {__version__}")
+        return 0
+    if not argv[0].startswith("-") and argv[0] not in _LIGHTNING_COMMANDS:
+        known = ", ".join((*_LIGHTNING_COMMANDS, *_SUBCOMMANDS))
+        print(f"lightning-multigrid: error: unknown command {argv[0]!r}; choose one of {known} (see --help)",
+              file=sys.stderr)
+        return 2
     return _lightning_cli_main(None if command_line else argv)
 
 

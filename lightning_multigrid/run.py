@@ -172,7 +172,7 @@ class MultigridRun:
         # Training slots, precise BN and validation at every grid, with room for a last partial batch.
         shapes = 3 * len({(b, c.num_frames, c.crop_size) for e in range(s.max_epochs)
                           for b, c in zip(s.epoch_batch_sizes(e, self.world_size), epoch_clip_shapes(s, e))})
-        if self.patch.ensure_recompile_limit(shapes):
+        if self.patch.ensure_recompile_limit(shapes) and checks.uses_compile(pl_module):  # silent without compile
             rank_zero_info(f"MultigridCallback: torch.compile may recompile for each of up to {shapes} input shapes "
                            "of this schedule; raised torch._dynamo.config.recompile_limit to that")
         if settings.log_schedule:

@@ -143,9 +143,9 @@ class VideoDataDefinition(_TypingBase):
         self.root = Path(root if root is not None else _DEFAULT_SYNTHETIC_DIR)
         self.splits: dict[Split, str | None] = {"train": train_split, "val": val_split, "test": test_split}
         if format == "folder":  # its own defaults: the split folders "train", "val", "test", not list files
-            for split, value in self.splits.items():
-                if value == f"{split}.csv":
-                    self.splits[split] = split
+            for part, given in self.splits.items():
+                if given == f"{part}.csv":
+                    self.splits[part] = part
         self.labels_file = labels_file
         self.decoder = decoder
         self.test_num_clips = test_num_clips
