@@ -163,6 +163,7 @@ def recipes_main(argv: Sequence[str]) -> int:
 
     parser = OneLineErrorParser(prog="lightning-multigrid recipes", description=recipes_main.__doc__)
     parser.add_argument("--copy", metavar="DIR", default=None, help="write the recipes into DIR")
+    parser.add_argument("--force", action="store_true", help="with --copy: overwrite recipes that differ in DIR")
     args = parser.parse_args(list(argv))
     recipes = sorted((p for p in files("lightning_multigrid").joinpath("configs").iterdir() if p.name.endswith(".yaml")),
                      key=lambda p: p.name)
@@ -172,6 +173,10 @@ def recipes_main(argv: Sequence[str]) -> int:
     from pathlib import Path
 
     out = Path(args.copy)
+    edited = [r.name for r in recipes if (out / r.name).is_file() and (out / r.name).read_text() != r.read_text()]
+    if edited and not args.force:
+        parser.error(f"--copy {out}: {', '.join(edited)} differ(s) from the shipped recipe (edited?); "
+                     "nothing was written; add --force to overwrite, or copy into another directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
         for recipe in recipes:

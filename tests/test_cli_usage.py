@@ -82,3 +82,38 @@ def test_setting_error_through_fit_is_one_paragraph_naming_the_key(tmp_path: Pat
     assert len(error) == 1, out.stderr[-3000:]
     assert "max_epochs: must exceed the last step 7, got 4" in error[0]
     assert "trainer.max_epochs" in error[0] and "init_args.steps" in error[0]
+
+
+def test_synthetic_recipe_logs_several_times_an_epoch() -> None:
+    import yaml
+
+    for path in (ROOT / "examples/configs/synthetic_demo.yaml", ROOT / "lightning_multigrid/configs/synthetic_demo.yaml"):
+        config = yaml.safe_load(path.read_text())
+        data = config["data"]
+        # Training clips per epoch at the base shape (the generated set keeps most videos for training).
+        steps_per_epoch = data["synthetic_num_classes"] * data["synthetic_videos_per_class"] // 2 // data["batch_size"]
+        every = config["trainer"].get("log_every_n_steps", 50)  # Lightning's default
+        assert every * 4 <= steps_per_epoch, f"{path.name}: log_every_n_steps={every}, {steps_per_epoch} steps an epoch"
+
+
+def test_recipes_copy_keeps_edited_files_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "recipes"
+    assert main(["recipes", "--copy", str(out)]) == 0
+    assert main(["recipes", "--copy", str(out)]) == 0  # unchanged copies are simply rewritten ...
+    shipped = (out / "finetune.yaml").read_text()
+    (out / "finetune.yaml").write_text(shipped + "# my edit\n")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # ... but never an edited one
+        main(["recipes", "--copy", str(out)])
+    assert exit_info.value.code == 2
+    assert "finetune.yaml" in capsys.readouterr().err and "--force" not in (out / "finetune.yaml").read_text()
+    assert (out / "finetune.yaml").read_text().endswith("# my edit\n")
+    assert main(["recipes", "--copy", str(out), "--force"]) == 0
+    assert (out / "finetune.yaml").read_text() == shipped
+
+
+def test_readme_recipe_table_lists_every_packaged_recipe() -> None:
+    shipped = sorted(p.name for p in (ROOT / "lightning_multigrid" / "configs").glob("*.yaml"))
+    readme = (ROOT / "README.md").read_text()
+    table = re.findall(r"^\| `([\w.]+\.yaml)` \|", readme, flags=re.MULTILINE)
+    assert sorted(table) == shipped

@@ -49,13 +49,13 @@ def test_compile_keeps_one_graph_per_shape_over_the_schedule():
 def test_recompile_note_only_when_compile_is_used(caplog):
     import logging
 
-    from lightning_multigrid.checks import uses_compile
-
     module = ToyModule(dataset_size=48)
-    assert not uses_compile(module)
     with caplog.at_level(logging.INFO):
         _fit(module, limit_train_batches=1)
     assert "MultigridCallback: baseline" in caplog.text  # the callback's info lines are captured
     assert "torch.compile may recompile" not in caplog.text
+    from lightning_multigrid.checks import uses_compile
+
+    assert not uses_compile(module)
     module.net = torch.compile(module.net, backend="eager", dynamic=False)
     assert uses_compile(module)
