@@ -301,9 +301,13 @@ def load_checkpoint(
     )
     if strict and (result.missing_keys or result.unexpected_keys):
         raise RuntimeError(f"strict checkpoint loading failed: {result.summary()}")
-    if _is_rank_zero():
-        level = logging.WARNING if (result.missing_keys or result.unexpected_keys) else logging.INFO
-        log.log(level, "%s", result.summary())
+    if result.missing_keys or result.unexpected_keys:
+        if _is_rank_zero():
+            log.warning("%s", result.summary())
+    else:  # through Lightning's rank-zero logger, which users see at its default level
+        from lightning_multigrid.namespace import rank_zero_info  # noqa: PLC0415 - lightning loads late
+
+        rank_zero_info(result.summary())
     return result
 
 

@@ -35,6 +35,7 @@ from lightning_multigrid.models.multiview import (
     video_paths,
     without_failed,
 )
+from lightning_multigrid.models.normalisation import check_normalisation
 from lightning_multigrid.models.optim import (
     LRSchedulerCallable,
     OptimizerCallable,
@@ -184,6 +185,10 @@ class VideoClassifierDefinition(_TypingBase):
             {f"top{k}": MulticlassAccuracy(num_classes=self.num_classes, top_k=k, average="micro") for k in self.topk},
             prefix=prefix,
         )
+
+    def setup(self, stage: str) -> None:
+        """Refuse loaded weights whose normalisation differs from the datamodule's."""
+        check_normalisation(getattr(self, "hparams", {}), self.requirements, getattr(self._trainer, "datamodule", None))
 
     # ----------------------------------------------------------------------------------------
     # Network parts
