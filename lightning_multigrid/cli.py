@@ -50,14 +50,17 @@ def _schedule_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=None, help="training clips, for exact iteration counts")
     p.add_argument("--no-long-cycle", action="store_true", help="turn the long cycle (T, S grids) off")
     p.add_argument("--no-short-cycle", action="store_true", help="turn the short cycle (per-iteration crops) off")
-    # Defaults come from BaseRecipe, the one definition the callback uses too.
-    p.add_argument("--epoch-factor", type=float, default=BaseRecipe.epoch_factor,
-                   help="multigrid epochs per baseline epoch of the long cycle")
-    p.add_argument("--gamma", type=float, default=BaseRecipe.gamma, help="LR decay at each step")
-    p.add_argument("--bn-base-size", type=int, default=BaseRecipe.bn_base_size,
-                   help="clips per BN group at the base shape")
-    p.add_argument("--eval-freq", type=int, default=BaseRecipe.eval_freq,
-                   help="validate every this many epochs (plus stage ends)")
+    # Defaults come from BaseRecipe and LrPolicy, the definitions the callback uses too.
+    for flag, kind, default, text in (
+        ("--epoch-factor", float, BaseRecipe.epoch_factor, "multigrid epochs per baseline epoch of the long cycle"),
+        ("--gamma", float, BaseRecipe.gamma, "LR decay at each step"),
+        ("--bn-base-size", int, BaseRecipe.bn_base_size, "clips per BN group at the base shape"),
+        ("--eval-freq", int, BaseRecipe.eval_freq, "validate every this many epochs (plus stage ends)"),
+        ("--warmup-epochs", float, LrPolicy.warmup_epochs, "linear LR warm-up length"),
+        ("--warmup-start-factor", float, LrPolicy.warmup_start_factor, "LR factor at the start of the warm-up"),
+        ("--cosine-end-factor", float, LrPolicy.cosine_end_factor, "final LR factor of the cosine policy"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument("--long-cycle-factors", type=_factor_pair, nargs="+", default=None, metavar="T,S",
                    help="long-cycle grids as T_FACTOR,S_FACTOR pairs (default: 0.25,0.7071 0.5,0.7071 0.5,1 1,1)")
     p.add_argument("--short-cycle-factors", type=float, nargs=2, default=None, metavar="F",
@@ -67,11 +70,6 @@ def _schedule_parser() -> argparse.ArgumentParser:
     # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
     p.add_argument("--lr-policy", choices=("step", "cosine", "none"), default=LrPolicy.name,
                    help="the callback's lr_policy ('none': the module sets the LR; no LR column)")
-    p.add_argument("--warmup-epochs", type=float, default=LrPolicy.warmup_epochs, help="linear LR warm-up length")
-    p.add_argument("--warmup-start-factor", type=float, default=LrPolicy.warmup_start_factor,
-                   help="LR factor at the start of the warm-up")
-    p.add_argument("--cosine-end-factor", type=float, default=LrPolicy.cosine_end_factor,
-                   help="final LR factor of the cosine policy")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="also write a PNG plot")
     return p
