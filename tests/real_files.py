@@ -18,6 +18,8 @@ How the awkward files come about:
   kept (the decoder needs them) and an edit list hides their frames: 8 packets more than frames.
 * ``truncated.*``: the first 60 % of a complete file (MP4 with its index in front, AVI, WebM).
 * ``audio_only.mp4``, ``text.mp4``: no video stream; not a media file at all.
+* ``size_WxH.mp4``: portrait and landscape frame sizes (:data:`ODD_SIZES`), 72x128 among them,
+  which decord 0.6 decodes with 4 bytes per pixel.
 """
 
 from __future__ import annotations
@@ -71,6 +73,14 @@ _RECIPES: dict[str, tuple[list[str], str, tuple[int, int]]] = {
     "faststart.mp4": ([*_SOURCE, "-frames:v", "40", *_X264, "-g", "12", "-movflags", "+faststart"], "exact", (64, 48)),
     "audio_only.mp4": (["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac"], "refuse", (0, 0)),
 }
+#: Frame sizes decord 0.6 mishandles or might (72 px wide: 4 bytes per pixel) beside ones it gets
+#: right, portrait and landscape: ``size_WxH.mp4``, 20 H.264 frames each.
+ODD_SIZES = [(72, 128), (80, 128), (104, 128), (128, 72), (406, 240), (48, 64)]
+for _w, _h in ODD_SIZES:
+    _RECIPES[f"size_{_w}x{_h}.mp4"] = (
+        ["-f", "lavfi", "-i", f"testsrc2=size={_w}x{_h}:rate=15,hue=H=n*0.7", "-frames:v", "20", *_X264, "-bf", "2"],
+        "exact", (_w, _h),
+    )
 #: Truncated copies: name -> (complete source file, fraction of bytes kept).
 _TRUNCATED = {"truncated.mp4": "faststart.mp4", "truncated.avi": "bframes.avi", "truncated.webm": "vp9.webm"}
 

@@ -261,3 +261,25 @@ def test_logged_shapes_are_the_trained_ones_at_every_logging_step(tmp_path):
     for row, rec in zip(rows, expected):
         assert (float(row["multigrid/num_frames"]), float(row["multigrid/crop_size"])) == (rec["T"], rec["S"])
         assert float(row["multigrid/batch_size"]) == rec["batch"]
+
+
+def test_keyless_dataset_whose_clips_differ_from_its_declared_base_shape_is_refused_at_setup():
+    from lightning_multigrid.schedule.recipe import ClipShape
+
+    from tests.toy import BASE, ToyClips
+
+    class Declared(ToyClips):  # ignores keys (tier 3); declares 16x112, delivers 8x64 clips
+        accepts_clip_keys = False
+
+        def __getitem__(self, index):
+            return super().__getitem__((index, BASE))
+
+    class Mismatched(ToyModule):
+        def train_dataloader(self):
+            dataset = Declared(48, ClipShape(16, 112, (1, 1), (128, 160)))
+            return torch.utils.data.DataLoader(dataset, batch_size=2)
+
+    module = Mismatched(dataset_size=48)
+    with pytest.raises(ValueError, match=r"declared base shape T=16, crop 112x112, but its first clip is T=8, 64x64"):
+        trainer(make_callback()).fit(module)
+    assert module.records == []

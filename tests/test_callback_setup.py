@@ -12,7 +12,7 @@ from lightning_multigrid.callback.hooks import MultigridCallback
 from lightning_multigrid.sampling.sampler import MultigridBatchSampler, SeededRandomSampler
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import BaseRecipe
-from tests.toy import BASE, ToyClips, ToyModule
+from tests.toy import BASE, TinyNet, ToyClips, ToyModule
 
 
 def _trainer(callback, **kw):
@@ -139,6 +139,38 @@ def test_fixed_size_pooling_fails_at_setup_naming_module_and_stage():
     with pytest.raises(ValueError, match=r"stage \[0,2\) T=2 S=45.*module 'net.pool'.*adaptive pooling"):
         _trainer(_callback()).fit(module)
     assert module.records == []
+
+
+class _NoForward(pl.LightningModule):
+    """A user's module whose training_step calls self.net and that defines no forward()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = TinyNet()
+        self.steps = 0
+
+    def training_step(self, batch, batch_idx):
+        self.steps += 1
+        return nn.functional.cross_entropy(self.net(batch["video"]), batch["label"])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    def train_dataloader(self):
+        return DataLoader(ToyClips(48), batch_size=2)
+
+
+@pytest.mark.parametrize("probe_shapes", [True, False])
+def test_module_without_forward_is_refused_at_setup_with_the_fix(probe_shapes):
+    module = _NoForward()
+    with pytest.raises(ValueError, match=r"_NoForward defines no forward\(\).*Define forward.*precise_bn_forward") as info:
+        _trainer(_callback(probe_shapes=probe_shapes)).fit(module)
+    assert "pooling" not in str(info.value)
+    assert module.steps == 0  # before the first training step
+    # The fix named in the message trains.
+    module = _NoForward()
+    _trainer(_callback(probe_shapes=probe_shapes, precise_bn_forward=lambda m, b: m.net(b["video"])), max_steps=-1, limit_train_batches=2).fit(module)
+    assert module.steps > 0
 
 
 @pytest.mark.parametrize("wrap", ["subset", "random_split", "concat"])

@@ -249,3 +249,23 @@ def test_checkpoint_that_runs_code_is_refused_unless_the_user_opts_in(tmp_path: 
     marker.unlink()
     assert_same_weights(source, VideoClassifier("csn_tiny", 3, checkpoint_path=str(path), allow_pickle=True).model)
     assert marker.exists()
+
+
+def test_files_that_are_not_checkpoints_are_named_as_such(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.pth is empty \(0 bytes\)"):
+        read_checkpoint(empty)
+    for text in ("hello world\n", "(dp0\nS'a'\np1\n.", "model weights: see README\n"):  # text, even pickle-like text
+        path = tmp_path / "notes.pth"
+        path.write_text(text)
+        with pytest.raises(ValueError, match=r"notes\.pth is not a checkpoint") as info:
+            read_checkpoint(path)
+        assert "allow_pickle" not in str(info.value)
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.ones(2)}, good)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"truncated\.pth cannot be read: damaged or truncated"):
+        read_checkpoint(truncated)
+    assert torch.equal(read_checkpoint(good)["w"], torch.ones(2))

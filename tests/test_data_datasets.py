@@ -404,7 +404,7 @@ def test_skipped_videos_are_logged_once_per_run_and_saved(
     assert report == run_dir / "checkpoints" / SKIPPED_VIDEOS_FILE
     assert json.loads(report.read_text()) == {"list": dataset.skipped_videos.entries()}
     assert list(dataset.skipped_videos.entries()) == [records[bad_positions[0]].path]
-    assert "[epoch 2] list: 1 unreadable video(s) skipped so far" in caplog.text
+    assert "[epoch 2] train split (list): 1 new unreadable video(s), 1 in all" in caplog.text
 
 
 def test_multi_view_test_never_drops_or_duplicates_a_video(synthetic_root: Path, broken_videos: dict[str, Path]) -> None:

@@ -145,6 +145,17 @@ def test_folder_format_shares_training_classes(synthetic_root: Path, tmp_path: P
     assert labels == {name: classes.index(name) for name in ("shrink", "move_left")}
 
 
+def test_folder_format_has_its_own_split_defaults(synthetic_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "train").symlink_to(synthetic_root / "videos")
+    dm = _module(tmp_path, format="folder")  # no split named: the split folders train/, val/, test/
+    assert dm.splits == {"train": "train", "val": "val", "test": "test"}
+    with pytest.raises(FileNotFoundError, match=r"val.*does not exist.*val_split='\.'.*or None for no val split"):
+        dm.setup("fit")
+    flat = _module(synthetic_root / "videos", format="folder", train_split=".", val_split=None, test_split=None)
+    flat.setup("fit")
+    assert flat.train_dataset.num_videos == len(list((synthetic_root / "videos").rglob("*.mp4")))
+
+
 def test_invalid_arguments_are_named(synthetic_root: Path) -> None:
     with pytest.raises(ValueError, match="format"):
         _module(synthetic_root, format="kinetics")

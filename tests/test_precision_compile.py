@@ -44,3 +44,18 @@ def test_compile_keeps_one_graph_per_shape_over_the_schedule():
     assert counters["frames"]["ok"] == counters["frames"]["total"]
     assert counters["stats"]["unique_graphs"] >= len(shapes)
     assert torch._dynamo.config.recompile_limit == limit_before  # restored at teardown
+
+
+def test_recompile_note_only_when_compile_is_used(caplog):
+    import logging
+
+    module = ToyModule(dataset_size=48)
+    with caplog.at_level(logging.INFO):
+        _fit(module, limit_train_batches=1)
+    assert "MultigridCallback: baseline" in caplog.text  # the callback's info lines are captured
+    assert "torch.compile may recompile" not in caplog.text
+    from lightning_multigrid.callback.model_probe import uses_compile
+
+    assert not uses_compile(module)
+    module.net = torch.compile(module.net, backend="eager", dynamic=False)
+    assert uses_compile(module)

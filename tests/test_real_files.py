@@ -19,7 +19,7 @@ from lightning_multigrid.data.decode_errors import VideoDecodeError
 from lightning_multigrid.data.decoder_base import resized_size
 from lightning_multigrid.data.decoders import available_decoders, get_decoder
 from lightning_multigrid.data.video_index import build_frame_index
-from tests.real_files import RealFile, ffmpeg_frames
+from tests.real_files import ODD_SIZES, RealFile, ffmpeg_frames
 
 #: Largest per-pixel difference accepted between a backend's RGB and ffmpeg's. PyAV wheels carry
 #: their own FFmpeg libraries, whose YUV->RGB conversion may round a unit or two differently from
@@ -29,7 +29,7 @@ BACKENDS = available_decoders()
 NAMES = [
     "cfr.mp4", "vfr.mp4", "jitter.mp4", "bframes.avi", "dropped.avi", "longgop.mp4", "vp9.webm",
     "faststart.mp4", "rotated.mp4", "rotated180.mp4", "rotated270.mp4", "trimmed.mp4", "truncated.mp4", "truncated.avi", "truncated.webm",
-    "audio_only.mp4", "text.mp4",
+    "audio_only.mp4", "text.mp4", *(f"size_{w}x{h}.mp4" for w, h in ODD_SIZES),
 ]
 
 
@@ -130,3 +130,38 @@ def test_decord_frames_are_used_only_when_its_numbering_matches(
     calls.clear()
     _assert_frames(decoder.decode(path, [7, 30]), expected, [7, 30], "distrusted")
     assert calls == []  # decord's frames were never taken
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("size", ODD_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_odd_frame_sizes_rescaled_are_ffmpegs_frames_rescaled(
+    real_files: dict[str, RealFile], oracle: dict[str, np.ndarray], size: tuple[int, int], backend: str
+) -> None:
+    """Decode-time rescaling to every width (72 px among them) keeps the layout: the frames are
+    ffmpeg's, rescaled. Scalers differ on testsrc2's sharp edges (swscale vs torchvision: up to 9.4
+    levels mean at 40 px, measured), so the bound is on the mean; rows read with the wrong number of
+    bytes per pixel shear the picture and miss it by far more."""
+    import torchvision.transforms.v2.functional as TF  # noqa: PLC0415
+
+    name = f"size_{size[0]}x{size[1]}.mp4"
+    expected = torch.from_numpy(oracle[name].copy()).permute(0, 3, 1, 2)
+    for short_side in (40, 48, 64):
+        width, height = resized_size(*size, short_side)
+        video = get_decoder(backend).decode(real_files[name].path, [0, 5, 19], short_side=short_side)
+        assert tuple(video.shape) == (3, 3, height, width), f"{name}/{backend} at {short_side}"
+        reference = TF.resize(expected[[0, 5, 19]], [height, width], antialias=True)
+        mean = (video.float() - reference.float()).abs().mean().item()
+        assert mean < 16, f"{name}/{backend} at short side {short_side}: mean difference {mean:.1f} from ffmpeg's frames"
+
+
+def test_frames_unlike_the_probes_are_refused_naming_the_file(real_files: dict[str, RealFile]) -> None:
+    """Any backend whose frames differ from the probe's (count, 3, H, W) is stopped at the decoder."""
+    from lightning_multigrid.data.decoders import PyAVDecoder  # noqa: PLC0415
+
+    class Transposed(PyAVDecoder):  # frames read with height and width swapped, as a buggy backend might
+        def _decode(self, path, indices, short_side, info):  # noqa: ANN001, ANN202
+            return super()._decode(path, indices, short_side, info).transpose(2, 3).contiguous()
+
+    path = str(real_files["size_72x128.mp4"].path)
+    with pytest.raises(VideoDecodeError, match=re.escape(path) + r": pyav returned frames of shape \(2, 3, 72, 128\).*\(2, 3, 128, 72\)"):
+        Transposed().decode(path, [0, 1])

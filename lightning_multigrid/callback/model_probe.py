@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from lightning_multigrid.callback.batch_access import batch_input
+from lightning_multigrid.callback.batch_access import batch_input, batch_video
 from lightning_multigrid.sampling.keys import ClipKey
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import ClipShape
 
-__all__ = ["probe_forward", "default_forward"]
+__all__ = ["probe_forward", "default_forward", "check_base_clips", "check_forward_defined", "uses_compile"]
 
 
 def _probe_shapes(schedule: MultigridSchedule) -> list[tuple[ClipShape, str]]:
@@ -76,6 +76,8 @@ def probe_forward(
                 # Eager even under torch.compile: the probe's hooks and batch of one are not worth graphs.
                 with torch.no_grad(), _eager():
                     forward(module, batch)
+            except NotImplementedError as err:
+                raise ValueError(_no_forward(module)) from err
             except KeyError as err:
                 raise ValueError(
                     f"MultigridCallback: precise BN cannot read the train batch ({err!r} missing). The default "
@@ -106,3 +108,55 @@ def probe_forward(
 def default_forward(module: torch.nn.Module, batch: Any) -> Any:
     """Feed a training batch's input (:func:`~lightning_multigrid.callback.batch_access.batch_input`) to the module."""
     return module(batch_input(batch))
+
+
+def _no_forward(module: torch.nn.Module) -> str:
+    return (
+        f"MultigridCallback: {type(module).__name__} defines no forward(), which precise BN and the setup "
+        "probe call (as module(batch['video'])). Define forward(self, x) in it (e.g. return self.net(x)), or "
+        "pass MultigridCallback(precise_bn_forward=lambda module, batch: module.net(batch['video'])), or "
+        "precise_bn_batches=0"
+    )
+
+
+def check_forward_defined(module: torch.nn.Module, custom_forward: bool, precise_bn_batches: int) -> None:
+    """Refuse at setup a module without its own ``forward()`` when precise BN will call it.
+
+    A LightningModule whose ``training_step`` calls ``self.net(x)`` trains to the end and then fails
+    in precise BN with a bare ``NotImplementedError`` (also with ``probe_shapes=False``).
+    """
+    if custom_forward or precise_bn_batches == 0:
+        return
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        return  # precise BN has nothing to do, so never calls the module
+    owner = next(c for c in type(module).__mro__ if "forward" in vars(c))
+    if owner.__module__.split(".")[0] in ("torch", "pytorch_lightning", "lightning"):
+        raise ValueError(_no_forward(module))
+
+
+def uses_compile(module: torch.nn.Module) -> bool:
+    """Whether ``module`` or a submodule was wrapped by ``torch.compile`` (Lightning marks a
+    compiled LightningModule with ``_compiler_ctx``; a compiled submodule is an ``OptimizedModule``)."""
+    if getattr(module, "_compiler_ctx", None):
+        return True
+    return any(hasattr(m, "_orig_mod") for m in module.modules())
+
+
+def check_base_clips(dataset: Any, base: ClipShape, collate: Any) -> None:
+    """Refuse a tier-3 dataset whose clips are not the base shape the run was given.
+
+    Its clips are resampled from the declared ``(T0, S0)``: clips of another size would be silently
+    stretched (upsampled clips cost several times the compute) or cropped. One item is read.
+    """
+    try:
+        video = batch_video(collate([dataset[0]]))
+    except TypeError:
+        return  # not one clip tensor (e.g. SlowFast pathways): the resampling step reports that
+    _, _, t, h, w = video.shape
+    if (t, h, w) != (base.num_frames, base.crop_size, base.crop_size):
+        raise ValueError(
+            f"MultigridCallback: the train dataset {type(dataset).__name__} ignores clip keys, so its clips are "
+            f"resampled from the declared base shape T={base.num_frames}, crop {base.crop_size}x{base.crop_size}, "
+            f"but its first clip is T={t}, {h}x{w}. Declare the clips' real shape (the dataset's base_shape, or "
+            f"MultigridCallback(num_frames={t}, crop_size={h})) or make the dataset return that shape"
+        )

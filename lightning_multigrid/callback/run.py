@@ -137,6 +137,8 @@ class MultigridRun:
                 "base-shape clips are resampled on the device to each grid's shape: the compute saving holds, "
                 "the data cost does not shrink (see lightning_multigrid.adapters for the faster tiers)"
             )
+        if self.resample_base is not None:
+            checks.check_base_clips(loader.dataset, self.resample_base, loader.collate_fn)
         self.source: Any = self._source(loader, keyed)
         self.loader: Any = None
         self.loader_stage = -1
@@ -157,6 +159,7 @@ class MultigridRun:
         alpha = getattr(dataset, "slowfast_alpha", None)
         for warning in validation.validate_stages(s, self.world_size, len(dataset), alpha, requirements):
             rank_zero_warn(f"MultigridCallback: {warning}")
+        checks.check_forward_defined(pl_module, settings.precise_bn_forward is not None, settings.precise_bn_batches)
         if settings.probe_shapes and (settings.precise_bn_forward is not None or settings.precise_bn_batches > 0):
             checks.probe_forward(
                 pl_module, dataset, s, self.source.template.collate_fn, trainer.strategy.batch_to_device, self.forward,
@@ -176,7 +179,7 @@ class MultigridRun:
         # Training slots, precise BN and validation at every grid, with room for a last partial batch.
         shapes = 3 * len({(b, c.num_frames, c.crop_size) for e in range(s.max_epochs)
                           for b, c in zip(s.epoch_batch_sizes(e, self.world_size), s.clip_shapes(e))})
-        if self.patch.ensure_recompile_limit(shapes):
+        if self.patch.ensure_recompile_limit(shapes) and checks.uses_compile(pl_module):  # silent without compile
             rank_zero_info(f"MultigridCallback: torch.compile may recompile for each of up to {shapes} input shapes "
                            "of this schedule; raised torch._dynamo.config.recompile_limit to that")
         if settings.log_schedule:

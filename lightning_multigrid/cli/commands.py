@@ -1,14 +1,4 @@
-"""The ``lightning-multigrid`` console script.
-
-Subcommands:
-    schedule         print (or plot, or emit as JSON) the multigrid schedule of a baseline recipe
-    make-synthetic   write the synthetic action dataset (real encoded videos + CSV splits)
-    prepare          convert a video dataset into JPEG frame folders (faster loading)
-    recipes          list the shipped LightningCLI recipes, or copy them: recipes --copy DIR
-    fit|validate|test|predict
-                     LightningCLI over VideoClassifier + VideoDataModule, with MultigridCallback
-                     configurable under ``trainer.callbacks``
-"""
+"""The ``lightning-multigrid`` console script (its usage text is :data:`USAGE`)."""
 
 from __future__ import annotations
 
@@ -35,10 +25,21 @@ def _factor_pair(text: str) -> tuple[float, float]:
     return t, s
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it has none or names its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, argparse.SUPPRESS) or action.default is False or action.required:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _schedule_parser() -> argparse.ArgumentParser:
     p = OneLineErrorParser(
         prog="lightning-multigrid schedule",
         description="Show the multigrid schedule derived from a baseline recipe.",
+        formatter_class=_DefaultsFormatter,
     )
     p.add_argument("--steps", type=int, nargs="+", required=True, help="baseline LR milestones, starting with 0")
     p.add_argument("--max-epochs", type=int, required=True, help="baseline epochs")
@@ -48,13 +49,19 @@ def _schedule_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=1, help="number of devices (per-device batch, BN mode)")
     p.add_argument("--sampling-rate", type=int, default=1, help="baseline temporal stride r0")
     p.add_argument("--num-samples", type=int, default=None, help="training clips, for exact iteration counts")
-    p.add_argument("--no-long-cycle", action="store_true")
-    p.add_argument("--no-short-cycle", action="store_true")
-    # Defaults come from BaseRecipe, the one definition the callback uses too.
-    p.add_argument("--epoch-factor", type=float, default=BaseRecipe.epoch_factor)
-    p.add_argument("--gamma", type=float, default=BaseRecipe.gamma)
-    p.add_argument("--bn-base-size", type=int, default=BaseRecipe.bn_base_size)
-    p.add_argument("--eval-freq", type=int, default=BaseRecipe.eval_freq)
+    p.add_argument("--no-long-cycle", action="store_true", help="turn the long cycle (T, S grids) off")
+    p.add_argument("--no-short-cycle", action="store_true", help="turn the short cycle (per-iteration crops) off")
+    # Defaults come from BaseRecipe and LrPolicy, the definitions the callback uses too.
+    for flag, kind, default, text in (
+        ("--epoch-factor", float, BaseRecipe.epoch_factor, "multigrid epochs per baseline epoch of the long cycle"),
+        ("--gamma", float, BaseRecipe.gamma, "LR decay at each step"),
+        ("--bn-base-size", int, BaseRecipe.bn_base_size, "clips per BN group at the base shape"),
+        ("--eval-freq", int, BaseRecipe.eval_freq, "validate every this many epochs (plus stage ends)"),
+        ("--warmup-epochs", float, LrPolicy.warmup_epochs, "linear LR warm-up length"),
+        ("--warmup-start-factor", float, LrPolicy.warmup_start_factor, "LR factor at the start of the warm-up"),
+        ("--cosine-end-factor", float, LrPolicy.cosine_end_factor, "final LR factor of the cosine policy"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument("--long-cycle-factors", type=_factor_pair, nargs="+", default=None, metavar="T,S",
                    help="long-cycle grids as T_FACTOR,S_FACTOR pairs (default: 0.25,0.7071 0.5,0.7071 0.5,1 1,1)")
     p.add_argument("--short-cycle-factors", type=float, nargs=2, default=None, metavar="F",
@@ -64,9 +71,6 @@ def _schedule_parser() -> argparse.ArgumentParser:
     # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
     p.add_argument("--lr-policy", choices=("step", "cosine", "none"), default=LrPolicy.name,
                    help="the callback's lr_policy ('none': the module sets the LR; no LR column)")
-    p.add_argument("--warmup-epochs", type=float, default=LrPolicy.warmup_epochs)
-    p.add_argument("--warmup-start-factor", type=float, default=LrPolicy.warmup_start_factor)
-    p.add_argument("--cosine-end-factor", type=float, default=LrPolicy.cosine_end_factor)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="also write a PNG plot")
     return p
@@ -132,9 +136,17 @@ def _make_synthetic_main(argv: Sequence[str]) -> int:
 
 def _lightning_cli_main(argv: Sequence[str] | None) -> int:
     """``None``: the command line itself, which LightningCLI reads (given it as ``args``, it warns)."""
+    from lightning_multigrid.cli.config_errors import is_user_setting_error, one_paragraph
     from lightning_multigrid.cli.lightning_cli import run_cli
 
-    run_cli(argv)
+    try:
+        run_cli(argv)
+    except (ValueError, FileNotFoundError) as err:
+        if not is_user_setting_error(err):
+            raise
+        command = (sys.argv[1:] if argv is None else list(argv) or ["fit"])[0]
+        print(one_paragraph(command, err), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -150,6 +162,7 @@ def recipes_main(argv: Sequence[str]) -> int:
 
     parser = OneLineErrorParser(prog="lightning-multigrid recipes", description=recipes_main.__doc__)
     parser.add_argument("--copy", metavar="DIR", default=None, help="write the recipes into DIR")
+    parser.add_argument("--force", action="store_true", help="with --copy: overwrite recipes that differ in DIR")
     args = parser.parse_args(list(argv))
     recipes = sorted((p for p in files("lightning_multigrid").joinpath("configs").iterdir() if p.name.endswith(".yaml")),
                      key=lambda p: p.name)
@@ -159,6 +172,10 @@ def recipes_main(argv: Sequence[str]) -> int:
     from pathlib import Path
 
     out = Path(args.copy)
+    edited = [r.name for r in recipes if (out / r.name).is_file() and (out / r.name).read_text() != r.read_text()]
+    if edited and not args.force:
+        parser.error(f"--copy {out}: {', '.join(edited)} differ(s) from the shipped recipe (edited?); "
+                     "nothing was written; add --force to overwrite, or copy into another directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
         for recipe in recipes:
@@ -171,6 +188,24 @@ def recipes_main(argv: Sequence[str]) -> int:
 
 _SUBCOMMANDS = {"schedule": schedule_main, "make-synthetic": _make_synthetic_main, "prepare": _prepare_main,
                 "recipes": recipes_main}
+_LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+USAGE = """usage: lightning-multigrid COMMAND [ARGS]   (lightning-multigrid COMMAND --help for its options)
+
+Multigrid training of video models with PyTorch Lightning.
+
+commands:
+  fit, validate, test, predict
+                  LightningCLI over VideoClassifier and VideoDataModule; configure MultigridCallback
+                  under trainer.callbacks (e.g. fit --config synthetic_demo.yaml)
+  schedule        print, plot or emit as JSON the multigrid schedule of a baseline recipe
+  prepare         convert a video dataset into JPEG frame folders (faster loading)
+  recipes         list the shipped recipes, or copy them: recipes --copy DIR
+  make-synthetic  write the synthetic action dataset (real encoded videos and CSV splits)
+
+options:
+  -h, --help      show this message
+  --version       show the version"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,8 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in _SUBCOMMANDS:
         return _SUBCOMMANDS[argv[0]](argv[1:])
     if argv and argv[0] in ("-h", "--help") or not argv:
-        print(__doc__.strip())
+        print(USAGE)
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from importlib.metadata import version  # noqa: PLC0415 - the installed distribution's (pyproject's)
+
+        print(f"lightning-multigrid {version('lightning-multigrid')}")
+        return 0
+    if not argv[0].startswith("-") and argv[0] not in _LIGHTNING_COMMANDS:
+        known = ", ".join((*_LIGHTNING_COMMANDS, *_SUBCOMMANDS))
+        print(f"lightning-multigrid: error: unknown command {argv[0]!r}; choose one of {known} (see --help)",
+              file=sys.stderr)
+        return 2
     return _lightning_cli_main(None if command_line else argv)
 
 

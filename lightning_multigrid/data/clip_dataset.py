@@ -381,7 +381,7 @@ class VideoClipDataset(Dataset):
         reason = str(exc).removeprefix(f"{path}: ") or type(exc).__name__
         if self.skipped_videos.add(path, reason):
             instead = "using another video" if self.is_train else "left out of the evaluation and reported"
-            logger.warning("%s: unreadable video %s (%s); %s", self.source, path, reason, instead)
+            logger.warning("%s (%s split): unreadable video %s (%s); %s", self.source, self.split, path, reason, instead)
         self.skipped_videos.check(
             self.num_videos, self.max_failure_rate, self.min_failures, self.source, f"{path} ({reason})"
         )

@@ -13,6 +13,7 @@ training, validation, testing, prediction, and the multigrid callback's precise 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +28,7 @@ from lightning_multigrid.schedule.recipe import ClipShape
 from ..namespace import lightning_module, save_init_arguments
 from .decoders import DEFAULT_DECODER, get_decoder
 from .device_decode import EncodedBatch, collate_clips, decode_batch
-from .failures import report_skipped_videos
+from .failures import SkippedVideos, report_skipped_videos, run_record_dir
 from .synthetic import is_synthetic_dataset, make_synthetic_dataset
 from .transforms import DEFAULT_MEAN, DEFAULT_STD, finish_clips
 
@@ -52,8 +53,9 @@ class VideoDataDefinition(_TypingBase):
             ``"ssv2"`` (Something-Something v2 JSON) or ``"charades"`` (multi-label CSV).
         root: dataset directory; split paths may be relative to it. With ``synthetic`` it is
             where the synthetic set is written (default ``data/synthetic``).
-        train_split, val_split, test_split: list files (folder format: subfolders holding the
-            class folders, ``"."`` for ``root`` itself); ``None`` disables that split.
+        train_split, val_split, test_split: list files (default ``train.csv``, ...; folder format:
+            subfolders holding the class folders, default ``train``, ``val``, ``test``, ``"."`` for
+            ``root`` itself); ``None`` disables that split.
         labels_file: SSv2 labels JSON (default: ``labels.json`` beside the split file).
         decoder: decoding backend, ``"decord"``, ``"torchcodec"`` or ``"pyav"``.
         num_frames: ``T0``, frames per clip of the base shape.
@@ -148,6 +150,10 @@ class VideoDataDefinition(_TypingBase):
         self.format = format
         self.root = Path(root if root is not None else _DEFAULT_SYNTHETIC_DIR)
         self.splits: dict[Split, str | None] = {"train": train_split, "val": val_split, "test": test_split}
+        if format == "folder":  # its own defaults: the split folders "train", "val", "test", not list files
+            for part, given in self.splits.items():
+                if given == f"{part}.csv":
+                    self.splits[part] = part
         self.labels_file = labels_file
         self.decoder = decoder
         self.test_num_clips = test_num_clips
@@ -179,6 +185,7 @@ class VideoDataDefinition(_TypingBase):
         self.decode_on = decode_on
         self.datasets: dict[Split, VideoClipDataset] = {}
         self.classes: list[str] | None = None
+        self._record_run: tuple[Any, Path] | None = None  # (trainer, its record directory)
 
     # ----------------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -200,6 +207,7 @@ class VideoDataDefinition(_TypingBase):
         if stage not in wanted:
             raise ValueError(f"setup: unknown stage {stage!r}")
         splits = list(wanted[stage])
+        self.skipped_videos_dir  # noqa: B018 - every rank, now: a new run's record directory is a collective
         # Other splits take the training split's classes (folder format) and class count.
         if self.format == "folder" and "train" not in self.datasets and self.splits["train"] is not None:
             if "train" not in splits:
@@ -239,7 +247,7 @@ class VideoDataDefinition(_TypingBase):
             options["num_classes"] = self._num_classes
         run_dir = self.skipped_videos_dir
         if run_dir is not None:  # one record per split, shared by every worker and DDP rank of the run
-            options["skipped_dir"] = run_dir / split
+            options["skipped_dir"] = run_dir / self._record_name(split)
         if self.format == "folder" and split != "train" and "train" in self.datasets:
             options["classes"] = self.datasets["train"].classes
         return build_dataset(
@@ -249,10 +257,22 @@ class VideoDataDefinition(_TypingBase):
     # ----------------------------------------------------------------------------------------
     @property
     def skipped_videos_dir(self) -> Path | None:
-        """Where the run records unreadable videos: ``<Trainer default_root_dir>/skipped_videos``
-        (``None`` without a Trainer: each dataset then keeps a temporary record)."""
+        """Where this run records unreadable videos and writes ``skipped_videos.json``:
+        ``<trainer.log_dir>/skipped_videos/<run id>`` (``None`` without a Trainer: each dataset
+        then keeps a temporary record). See :func:`.failures.run_record_dir`."""
         trainer = getattr(self, "trainer", None)
-        return None if trainer is None else Path(trainer.default_root_dir) / "skipped_videos"
+        if trainer is None:
+            return None
+        if self._record_run is None or self._record_run[0] is not trainer:
+            self._record_run = (trainer, run_record_dir(trainer))
+            for split, dataset in self.datasets.items():  # datasets built for another run start afresh
+                dataset.skipped_videos = SkippedVideos(self._record_run[1] / self._record_name(split))
+        return self._record_run[1]
+
+    def _record_name(self, split: Split) -> str:
+        """The split and the dataset's identity: a record is never read by another dataset."""
+        identity = f"{self.format}|{self.root.resolve()}|{self.splits[split]}"
+        return f"{split}-{hashlib.sha1(identity.encode()).hexdigest()[:10]}"
 
     def report_skipped_videos(self, stage: str) -> Path | None:
         """Log the unreadable videos of every split and save them to ``skipped_videos.json`` in

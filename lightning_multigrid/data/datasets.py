@@ -172,7 +172,11 @@ class FolderVideoDataset(VideoClipDataset):
     ) -> None:
         directory = _resolve(Path(root), split_dir) if split_dir else Path(root)
         if not directory.is_dir():
-            raise FileNotFoundError(f"video folder {directory} does not exist")
+            raise FileNotFoundError(
+                f"video folder {directory} does not exist: the folder format reads <root>/<split folder>/<class>/"
+                f"<video> with the {split} split's folder named by {split}_split (default {split!r}); pass "
+                f"{split}_split='.' when the class folders are in {root} itself, or None for no {split} split"
+            )
         if classes is None:
             classes = sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not classes:

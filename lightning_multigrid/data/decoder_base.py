@@ -23,7 +23,9 @@ __all__ = [
     "BaseVideoDecoder",
     "VideoDecoder",
     "VideoInfo",
+    "check_decoded_shape",
     "check_indices",
+    "expected_frame_size",
     "frames_are_indexed",
     "indexed_info",
     "log_fallback",
@@ -143,7 +145,10 @@ class BaseVideoDecoder:
         """:meth:`VideoDecoder.decode` (the interface, documented there)."""
         path = os.fspath(path)
         info = self._info(path, info)
-        return self._decode(path, check_indices(path, frame_indices, info.num_frames), short_side, info)
+        indices = check_indices(path, frame_indices, info.num_frames)
+        video = self._decode(path, indices, short_side, info)
+        check_decoded_shape(path, self.name, video, len(indices), info, short_side)
+        return video
 
     def _info(self, path: str, info: VideoInfo | None) -> VideoInfo:
         """The caller's ``info`` if this backend can use it, else a fresh probe."""
@@ -181,6 +186,27 @@ def check_indices(path: str, frame_indices: Sequence[int], num_frames: int | Non
             f"{path}: frame indices {min(indices)}..{max(indices)} outside [0, {num_frames})"
         )
     return indices
+
+
+def expected_frame_size(info: VideoInfo, short_side: int | None) -> tuple[int, int]:
+    """``(height, width)`` of every frame a backend must return for the probed ``info``."""
+    width, height = (info.width, info.height) if short_side is None else resized_size(info.width, info.height, short_side)
+    return height, width
+
+
+def check_decoded_shape(path: str, backend: str, video: torch.Tensor, count: int, info: VideoInfo,
+                        short_side: int | None) -> None:
+    """Refuse, naming the file, frames whose count, layout or size differ from the probe's.
+
+    A last line of defence: a backend whose frames do not match the probe (decord 0.6 returns
+    4-channel rows for some widths) must never hand the dataset reinterpreted pixels.
+    """
+    expected = (count, 3, *expected_frame_size(info, short_side))
+    if tuple(video.shape) != expected or video.dtype != torch.uint8:
+        raise VideoDecodeError(
+            f"{path}: {backend} returned frames of shape {tuple(video.shape)} ({video.dtype}), expected "
+            f"{expected} (uint8) from the probe; decode this file with decoder='pyav' or re-encode it"
+        )
 
 
 def resize_tensor(video: torch.Tensor, short_side: int | None) -> torch.Tensor:

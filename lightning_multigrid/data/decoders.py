@@ -31,6 +31,7 @@ Decoders hold no open files or native handles, so they pickle to loader workers 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -60,6 +61,8 @@ __all__ = [
 ]
 
 DEFAULT_DECODER = "decord"
+
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,14 +102,16 @@ class DecordDecoder(BaseVideoDecoder):
         if size is not None:
             try:
                 video, scaled = self._read(path, indices, size, index), True
-            except VideoDecodeError as exc:
-                # decord 0.6 fails to copy some scaled widths (16, 24, 48, 72 px: a row-padding
-                # bug); remember the width and scale after decoding instead.
-                if "DECORDArrayCopyFromTo" not in str(exc.__cause__):
-                    raise
+            except _WrongLayout:
+                # decord 0.6 returns 4- or 6-channel rows for some widths (16, 24, 48, 72 px);
+                # remember the width and scale after decoding instead.
                 self._bad_widths.add(size[0])
-        if not scaled:
-            video = self._read(path, indices, None, index)
+        if not scaled and info.width not in self._bad_widths:
+            try:
+                video = self._read(path, indices, None, index)
+            except _WrongLayout:  # the same bug at the source width (a 72x128 portrait clip)
+                self._bad_widths.add(info.width)
+                video = None
             video = None if video is None else resize_tensor(video, short_side)
         if video is None:
             log_fallback(self.name, path, index)
@@ -129,10 +134,21 @@ class DecordDecoder(BaseVideoDecoder):
             with decord.bridge.use_torch():
                 frames = reader.get_batch(indices)
         except Exception as exc:
+            if "DECORDArrayCopyFromTo" in str(exc):  # frames not of 3 bytes per pixel: see _WrongLayout
+                raise _WrongLayout(path) from exc
             raise VideoDecodeError(f"{path}: decord failed to decode ({_reason(exc)})") from exc
-        if frames.shape[-1] != 3:
-            return None  # decord returned something other than RGB (seen with rotated files)
+        expected = (len(indices), height, width, 3) if size else (len(indices), index.height, index.width, 3)
+        if tuple(frames.shape) != expected:
+            logger.info("%s: decord returned frames of shape %s, expected %s; decoding with PyAV",
+                        path, tuple(frames.shape), expected)
+            return None  # not the probe's RGB frames (seen with rotated files and odd widths)
         return frames.permute(0, 3, 1, 2)
+
+
+class _WrongLayout(Exception):
+    """decord's frames are not ``(H, W, 3)`` rows: for some frame widths (16, 24, 48, 72 px,
+    e.g. a 72x128 portrait clip) decord 0.6 decodes 4 or 6 bytes per pixel, which its batch copy
+    refuses and its single-frame reads return as ``(H, W, 4)`` arrays: never pixels to use."""
 
 
 def _import_decord():  # noqa: ANN202 - returns a module

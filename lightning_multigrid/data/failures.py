@@ -21,11 +21,14 @@ import logging
 import os
 import shutil
 import tempfile
+import time
+import uuid
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["SKIPPED_VIDEOS_FILE", "SkippedVideos", "report_skipped_videos"]
+__all__ = ["SKIPPED_VIDEOS_FILE", "SkippedVideos", "report_skipped_videos", "run_record_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +55,15 @@ class SkippedVideos:
             self.directory = Path(directory)
             self.directory.mkdir(parents=True, exist_ok=True)
 
+        #: Entries already announced by :func:`report_skipped_videos` (in this process).
+        self.reported: set[str] = set()
+
     def __getstate__(self) -> dict:
         return {"directory": self.directory}  # the copy in a worker never removes the directory
 
     def __setstate__(self, state: dict) -> None:
         self.directory = state["directory"]
+        self.reported = set()
 
     def add(self, path: str, reason: str) -> bool:
         """Record ``path`` as unreadable; ``True`` the first time in the run (in any process)."""
@@ -114,25 +121,49 @@ def _remove_if_owner(directory: str, owner: int) -> None:
 
 
 def report_skipped_videos(datasets: Iterable, directory: str | os.PathLike | None, stage: str = "") -> Path | None:
-    """Log each dataset's skipped-video summary and save them all to ``directory/skipped_videos.json``.
+    """Save every dataset's unreadable videos to ``directory/skipped_videos.json`` and log one line
+    per dataset with new ones since the last call (its split, how many are new and in all, where
+    they are listed); each path was already logged once when it failed, so none is listed again.
 
     Meant for the end of every epoch (and of a test): call it with the datamodule's datasets and
-    the checkpoint directory. Datasets without a ``skipped_videos`` attribute are ignored. Returns
+    the run's directory. Datasets without a ``skipped_videos`` attribute are ignored. Returns
     the report's path (``None`` when ``directory`` is ``None`` or nothing was skipped).
     """
     report: dict[str, dict[str, str]] = {}
+    announce: list[str] = []
     for dataset in datasets:
         skipped = getattr(dataset, "skipped_videos", None)
         if not isinstance(skipped, SkippedVideos):
             continue
         source = getattr(dataset, "source", type(dataset).__name__)
+        split = getattr(dataset, "split", None)
+        name = f"{split} split ({source})" if split else source
         entries = skipped.entries()
         if entries:
-            logger.warning("%s%s", f"[{stage}] " if stage else "", skipped.summary(source))
             report[source] = entries
-    if directory is None or not report:
-        return None
-    path = Path(directory) / SKIPPED_VIDEOS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        new = entries.keys() - skipped.reported
+        if new:
+            skipped.reported |= new
+            announce.append(f"{name}: {len(new)} new unreadable video(s), {len(entries)} in all")
+    path = None if directory is None or not report else Path(directory) / SKIPPED_VIDEOS_FILE
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    where = f" (listed in {path})" if path is not None else ""
+    for line in announce:
+        logger.warning("%s%s%s", f"[{stage}] " if stage else "", line, where)
     return path
+
+
+def run_record_dir(trainer: Any) -> Path:
+    """A directory that belongs to one run of ``trainer``: ``<log_dir>/skipped_videos/<run id>``.
+
+    The log directory alone is shared by every run without a versioned logger (it is the working
+    directory by default), so records left there by another run, or another dataset, would be
+    reported as this run's and count towards its ``max_failure_rate``. The run id (time and a
+    random part) is drawn on rank zero and broadcast, so every DDP rank and loader worker of the
+    run shares the one record (a collective: every rank calls this at setup).
+    """
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    run_id = trainer.strategy.broadcast(run_id)
+    return Path(trainer.log_dir or trainer.default_root_dir) / "skipped_videos" / run_id

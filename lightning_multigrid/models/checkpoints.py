@@ -130,13 +130,17 @@ def read_checkpoint(path: str | PathLike[str], *, allow_pickle: bool = False) ->
 
     Raises:
         FileNotFoundError: naming the path when there is no such file.
+        ValueError: an empty file, a file that is not a checkpoint, or a damaged one.
         UnsafeCheckpointError: the file holds pickled objects and ``allow_pickle`` is false.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
+    _check_checkpoint_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, KeyError, RuntimeError) as err:  # damaged past its header (torch's own messages are bare)
+        raise ValueError(f"checkpoint {path} cannot be read: damaged or truncated file? ({type(err).__name__}: {err})") from err
     except pickle.UnpicklingError as err:
         if allow_pickle:
             log.warning("checkpoint %s holds pickled objects; unpickling it as allow_pickle=True asks", path)
@@ -147,6 +151,20 @@ def read_checkpoint(path: str | PathLike[str], *, allow_pickle: bool = False) ->
             "the file, pass allow_pickle=True (build_model / load_checkpoint / read_checkpoint), or "
             "re-save only its weights: torch.save({'model_state': model.state_dict()}, path)"
         ) from None
+
+
+def _check_checkpoint_file(path: Path) -> None:
+    """Refuse an empty file, or one that is neither of torch.save's formats (a zip archive, or a
+    legacy pickle, which starts with the pickle protocol byte 0x80), before unpickling advice applies."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head:
+        raise ValueError(f"checkpoint {path} is empty (0 bytes): an interrupted download or save? Fetch or save it again")
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":
+        raise ValueError(
+            f"{path} is not a checkpoint (not a file written by torch.save: it starts with {head!r}); "
+            "check the path"
+        )
 
 
 def _pickled_globals(path: Path, err: BaseException) -> str:
@@ -283,9 +301,13 @@ def load_checkpoint(
     )
     if strict and (result.missing_keys or result.unexpected_keys):
         raise RuntimeError(f"strict checkpoint loading failed: {result.summary()}")
-    if _is_rank_zero():
-        level = logging.WARNING if (result.missing_keys or result.unexpected_keys) else logging.INFO
-        log.log(level, "%s", result.summary())
+    if result.missing_keys or result.unexpected_keys:
+        if _is_rank_zero():
+            log.warning("%s", result.summary())
+    else:  # through Lightning's rank-zero logger, which users see at its default level
+        from lightning_multigrid.namespace import rank_zero_info  # noqa: PLC0415 - lightning loads late
+
+        rank_zero_info(result.summary())
     return result
 
 

@@ -32,8 +32,10 @@ from lightning_multigrid.models.multiview import (
     ViewScores,
     video_level,
     video_metrics,
+    video_paths,
     without_failed,
 )
+from lightning_multigrid.models.normalisation import check_normalisation
 from lightning_multigrid.models.optim import (
     LRSchedulerCallable,
     OptimizerCallable,
@@ -169,14 +171,20 @@ class VideoClassifierDefinition(_TypingBase):
         self._test_views = ViewScores()
         #: Video-level results of the last multi-view test: ``(video_ids, scores, labels)``.
         self.test_video_predictions: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        #: Video ids the last multi-view test could not evaluate (a view failed to decode).
-        self.test_failed_videos: list[int] = []
+        #: Videos the last multi-view test could not evaluate (a view failed to decode): their
+        #: paths where the test dataset has ``records`` (a :class:`~lightning_multigrid.data.VideoClipDataset`),
+        #: else their video ids.
+        self.test_failed_videos: list[str | int] = []
 
     def _accuracy_metrics(self, prefix: str) -> MetricCollection:
         return MetricCollection(
             {f"top{k}": MulticlassAccuracy(num_classes=self.num_classes, top_k=k, average="micro") for k in self.topk},
             prefix=prefix,
         )
+
+    def setup(self, stage: str) -> None:
+        """Refuse loaded weights whose normalisation differs from the datamodule's."""
+        check_normalisation(getattr(self, "hparams", {}), self.requirements, getattr(self._trainer, "datamodule", None))
 
     # ----------------------------------------------------------------------------------------
     # Network parts
@@ -331,17 +339,18 @@ class VideoClassifierDefinition(_TypingBase):
         views = self._test_views
         local = torch.cat(views.failed) if views.failed else torch.zeros(0, dtype=torch.long, device=self.device)
         failed = self._gather(local)  # every rank calls it: a collective under DDP
-        self.test_failed_videos = sorted({int(v) for v in failed.tolist()})
+        failed_ids = sorted({int(v) for v in failed.tolist()})
+        self.test_failed_videos = video_paths(getattr(self._trainer, "test_dataloaders", None), failed_ids)
         if self.test_failed_videos:
             rank_zero_warn(
                 f"multi-view test: {len(self.test_failed_videos)} video(s) could not be decoded and are not "
-                f"in the test metrics (video ids {self.test_failed_videos[:20]}"
+                f"in the test metrics ({self.test_failed_videos[:20]}"
                 f"{', ...' if len(self.test_failed_videos) > 20 else ''}; see the data's skipped_videos.json)"
             )
         if not views.index:
             return
         self.log("test/failed_videos", float(len(self.test_failed_videos)), sync_dist=False)
-        video_ids, video_scores, video_labels = video_level(views, self._gather, self.test_failed_videos)
+        video_ids, video_scores, video_labels = video_level(views, self._gather, failed_ids)
         self.test_video_predictions = (video_ids.cpu(), video_scores.cpu(), video_labels.cpu())
         target = self._metric_target(video_labels)
         values = video_metrics(video_scores, target, self.multi_label, self.num_classes, self.topk)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multilabel_average_precision
 
-__all__ = ["ViewScores", "aggregate_views", "video_level", "video_metrics", "without_failed"]
+__all__ = ["ViewScores", "aggregate_views", "video_level", "video_metrics", "video_paths", "without_failed"]
 
 
 class ViewScores:
@@ -114,3 +114,12 @@ def aggregate_views(
         bad = sorted({int(v) for v in index[differs].tolist()})[:10]
         raise ValueError(f"multi-view test: clips of video(s) {bad} carry different labels")
     return video_ids, sums / counts, video_labels
+
+
+def video_paths(loaders: Any, video_ids: list[int]) -> list[str | int]:
+    """The test dataset's paths of ``video_ids`` (the ids themselves where it has no ``records``)."""
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) and loaders else loaders
+    records = getattr(getattr(loader, "dataset", None), "records", None)
+    if records is None:
+        return list(video_ids)
+    return [records[i].path for i in video_ids]

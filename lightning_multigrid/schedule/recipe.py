@@ -135,7 +135,8 @@ class BaseRecipe:
                 if round(self.crop_size * sf) < MIN_CROP_SIZE:
                     raise bad(
                         "long_cycle_factors",
-                        f"S factor {sf} gives crop {round(self.crop_size * sf)} < {MIN_CROP_SIZE}",
+                        f"S factor {sf:.4g} gives crop {round(self.crop_size * sf)} < {MIN_CROP_SIZE}; use "
+                        f"crop_size >= {math.ceil(MIN_CROP_SIZE / sf)} or a larger S factor",
                     )
         if self.short_cycle:
             if len(self.short_cycle_factors) != 2:
@@ -146,7 +147,8 @@ class BaseRecipe:
                 if round(self.crop_size * f) < MIN_CROP_SIZE:
                     raise bad(
                         "short_cycle_factors",
-                        f"factor {f} gives crop {round(self.crop_size * f)} < {MIN_CROP_SIZE}",
+                        f"factor {f:.4g} gives crop {round(self.crop_size * f)} < {MIN_CROP_SIZE}; use "
+                        f"crop_size >= {math.ceil(MIN_CROP_SIZE / f)} or a larger factor",
                     )
 
 
