@@ -258,6 +258,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     overwrite: bool = False,
     extra_test_per_class: int = 0,
+    task: str = "actions",
 ) -> Path:
     """Write the synthetic dataset to ``out_dir`` (skipped if it is already there) and return its path.
 
@@ -274,12 +275,15 @@ def make_synthetic_dataset(
         extra_test_per_class: further test-only videos per class (numbered after the others).
             Train and val stay exactly as without them; a larger test set makes a one-point
             accuracy difference measurable (with 24 test videos per class, one video is 1.04 points).
+        task: ``"actions"`` (this module's classes) or ``"patterns"`` (the harder task of
+            :mod:`.synthetic_patterns`: stripe orientation x direction of motion, with a distractor).
 
     Raises:
         ValueError: invalid parameters.
         FileExistsError: ``out_dir`` holds other files and ``overwrite`` is off.
     """
     width, height = _validate(num_classes, videos_per_class, size, num_frames, fps, extra_test_per_class)
+    class_names, render = _task(task)
     out = Path(out_dir)
     params = {
         "format_version": _FORMAT_VERSION,
@@ -293,6 +297,8 @@ def make_synthetic_dataset(
     }
     if extra_test_per_class:  # absent when 0, so that datasets written before the option stay valid
         params["extra_test_per_class"] = int(extra_test_per_class)
+    if task != "actions":  # absent for the default task, so that earlier datasets stay valid
+        params["task"] = task
     manifest = out / _MANIFEST
     if not overwrite and _read_manifest(out) == params and _complete(out):
         return out
@@ -312,14 +318,14 @@ def make_synthetic_dataset(
     n_train, n_val, _ = _split_counts(videos_per_class)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for label in range(num_classes):
-        name = CLASS_NAMES[label]
+        name = class_names[label]
         (videos / name).mkdir()
         # A per-class permutation decides the split, so the split is part of the seeded content.
         order = np.random.default_rng([seed, label, 1_000_003]).permutation(videos_per_class)
         for k in range(videos_per_class + extra_test_per_class):
             rng = np.random.default_rng([seed, label, k])
             relative = f"videos/{name}/{name}_{k:04d}.mp4"
-            _write_mp4(out / relative, render_video(label, width, height, num_frames, rng), fps)
+            _write_mp4(out / relative, render(label, width, height, num_frames, rng), fps)
             if k >= videos_per_class:
                 split = "test"
             else:
@@ -328,9 +334,20 @@ def make_synthetic_dataset(
             splits[split].append(f"{relative} {label}")
     for split, lines in splits.items():
         (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(CLASS_NAMES[:num_classes]) + "\n")
+    (out / "classes.txt").write_text("\n".join(class_names[:num_classes]) + "\n")
     manifest.write_text(json.dumps(params, indent=2) + "\n")
     return out
+
+
+def _task(task: str) -> tuple[Sequence[str], Any]:
+    """The class names and the render function of a synthetic task."""
+    if task == "actions":
+        return CLASS_NAMES, render_video
+    if task == "patterns":
+        from .synthetic_patterns import PATTERN_CLASS_NAMES, render_pattern_video  # noqa: PLC0415 - imports this module
+
+        return PATTERN_CLASS_NAMES, render_pattern_video
+    raise ValueError(f"task: must be 'actions' or 'patterns', got {task!r}")
 
 
 def is_synthetic_dataset(path: str | Path) -> bool:
