@@ -102,3 +102,33 @@ def test_callback_and_schedule_command_share_the_default():
     assert [len(st["short_cycle"]) for st in default["stages"]] == [1] * 8
     assert reference["lr_milestones"] == [0, 5, 8, 10, 12, 14, 15, 16, 17]
     assert [sl["crop_size"] for sl in reference["stages"][0]["short_cycle"]] == [32, 45, 45]
+
+
+def _fit(callback):
+    import pytorch_lightning as pl
+
+    from tests.toy import ToyModule
+
+    module = ToyModule(dataset_size=48)
+    pl.Trainer(max_epochs=5, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+               enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0,
+               callbacks=[callback]).fit(module)
+    return module
+
+
+def test_callback_warns_in_the_losing_regime_and_the_default_trains_base_crops_only():
+    # The toy clips have S0=64: the reference's short cycle uses 32 and 45 pixel crops.
+    reference = MultigridCallback(steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1, short_cycle_min_crop=0)
+    with pytest.warns(UserWarning, match=r"short-cycle crops of \[32, 45\] pixels.*short_cycle_min_crop=64"):
+        trained = _fit(reference)
+    assert {r["S"] for r in trained.records} >= {32, 45}
+    default = MultigridCallback(steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trained = _fit(default)
+    assert not [w for w in caught if "short_cycle_min_crop" in str(w.message)]
+    assert default.schedule is not None and default.schedule.recipe.short_cycle_crop_factors == ()
+    # Every training batch has its stage's base crop.
+    assert all(r["S"] == default.schedule.stage_at(r["epoch"]).crop_size for r in trained.records)
