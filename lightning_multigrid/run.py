@@ -330,6 +330,10 @@ def _check_resumed_recipe(saved: dict[str, Any] | None, recipe: BaseRecipe) -> N
     if saved is None:
         return
     now = recipe_state(recipe)
+    if "short_cycle_min_crop" not in saved and recipe.short_cycle_crop_factors == (
+            recipe.short_cycle_factors if recipe.short_cycle else ()):
+        # A checkpoint from before the floor existed: the floor leaves this recipe's crops alone.
+        saved = {**saved, "short_cycle_min_crop": now["short_cycle_min_crop"]}
     changed = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
     if changed:
         detail = "; ".join(f"{k}: checkpoint {a} vs now {b}" for k, (a, b) in changed.items())

@@ -132,3 +132,17 @@ def test_callback_warns_in_the_losing_regime_and_the_default_trains_base_crops_o
     assert default.schedule is not None and default.schedule.recipe.short_cycle_crop_factors == ()
     # Every training batch has its stage's base crop.
     assert all(r["S"] == default.schedule.stage_at(r["epoch"]).crop_size for r in trained.records)
+
+
+def test_checkpoints_from_before_the_floor_resume_where_it_changes_nothing():
+    from dataclasses import replace
+
+    from lightning_multigrid.run import _check_resumed_recipe, recipe_state
+
+    k400 = BaseRecipe(**K400, short_cycle_min_crop=64)
+    old = {k: v for k, v in recipe_state(k400).items() if k != "short_cycle_min_crop"}
+    _check_resumed_recipe(old, k400)  # S0=224: the floor changes nothing, so the resume goes on
+    small = BaseRecipe(**SMALL, short_cycle_min_crop=64)
+    old = {k: v for k, v in recipe_state(replace(small, short_cycle_min_crop=0)).items() if k != "short_cycle_min_crop"}
+    with pytest.raises(ValueError, match="short_cycle_min_crop: checkpoint None vs now 64"):
+        _check_resumed_recipe(old, small)  # S0=64: that checkpoint trained the short cycle
