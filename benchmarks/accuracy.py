@@ -243,9 +243,10 @@ def sweep(args: argparse.Namespace, base: Setting, data_root: Path, log: Any, wo
             steps = [0, round(epochs * 7 / 12), round(epochs * 10 / 12)]
             setting = replace(base, videos_per_class=videos_per_class, epochs=epochs, steps=steps)
             runs = run_variants(setting, variants, [args.seed], data_root, log, not args.quiet, workdir)
-            cell = {"videos_per_class": videos_per_class, "train_clips": len(runs["baseline"][0]["test_correct"]) and
-                    None, "epochs": epochs, "steps": steps}
-            cell["train_clips"] = round(videos_per_class * 0.6) * setting.num_classes
+            # Per class, 20% (at least 1) go to val and to test, the rest train (make_synthetic_dataset's split).
+            cell: dict[str, Any] = {"videos_per_class": videos_per_class, "epochs": epochs, "steps": steps,
+                                    "train_clips": (videos_per_class - 2 * max(1, round(videos_per_class * 0.2)))
+                                    * setting.num_classes}
             for variant in variants:
                 run = runs[variant][0]
                 cell[variant] = {"test_top1": run["test_top1"], "train_s": run["train_s"],
