@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib;print(hashlib.sha256(open('pyproject.toml','rb').read()).hexdigest()[:16])")
 DEMO_DATA ?= data/synthetic
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo accuracy lint clean
 
 install: $(STAMP)
 
@@ -35,6 +35,13 @@ lint: install
 DEMO_SEEDS ?= 1
 demo: install
 	$(BIN)/python benchmarks/speedup.py --data-dir $(DEMO_DATA) --seeds $(DEMO_SEEDS)
+
+# Does multigrid keep the baseline's accuracy? 5 variants x 3 seeds on the harder synthetic task
+# (benchmarks/accuracy.py; about 35-60 min on 2 idle cores): benchmarks/results/accuracy.json + .png.
+# `make accuracy ACCURACY_ARGS=--sweep` maps the regime instead (accuracy_sweep.json).
+ACCURACY_ARGS ?=
+accuracy: install
+	$(BIN)/python benchmarks/accuracy.py $(ACCURACY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

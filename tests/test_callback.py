@@ -27,7 +27,7 @@ def trainer(callback, max_epochs=5, **kw):
 def make_callback(**kw):
     kw.setdefault("bn_base_size", 2)
     kw.setdefault("precise_bn_batches", 2)
-    return MultigridCallback(steps=STEPS, **kw)
+    return MultigridCallback(short_cycle_min_crop=0, steps=STEPS, **kw)
 
 
 # The toy recipe (T0=8, S0=64, B0=2, steps [0,2,4], 5 baseline epochs) by hand from the spec:
@@ -143,7 +143,7 @@ def _validated_epochs(cb, **trainer_kw):
 
 def test_eval_epochs_follow_schedule():
     # A budget large enough for every validation (the allocation itself is tested in test_callback_setup).
-    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
+    cb = MultigridCallback(short_cycle_min_crop=0, steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
     evaluated, bn_updates = _validated_epochs(cb)
     assert evaluated == LONG_EVALS
     assert bn_updates == LONG_EVALS  # precise BN only where a validation follows
@@ -151,7 +151,7 @@ def test_eval_epochs_follow_schedule():
 
 def test_check_val_every_n_epoch_thins_the_schedule_and_keeps_the_final_epoch():
     # A budget large enough for every validation (the allocation itself is tested in test_callback_setup).
-    cb = MultigridCallback(steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
+    cb = MultigridCallback(short_cycle_min_crop=0, steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
     evaluated, bn_updates = _validated_epochs(cb, check_val_every_n_epoch=2)
     # Every 2nd eval epoch, plus the final epoch (17) which is always validated.
     assert evaluated == bn_updates == [2, 4, 6, 10, 12, 14, 17]
@@ -265,7 +265,6 @@ def test_logged_shapes_are_the_trained_ones_at_every_logging_step(tmp_path):
 
 def test_keyless_dataset_whose_clips_differ_from_its_declared_base_shape_is_refused_at_setup():
     from lightning_multigrid.schedule.recipe import ClipShape
-
     from tests.toy import BASE, ToyClips
 
     class Declared(ToyClips):  # ignores keys (tier 3); declares 16x112, delivers 8x64 clips

@@ -25,7 +25,7 @@ def _trainer(callback, **kw):
 def _callback(**kw):
     kw.setdefault("bn_base_size", 2)
     kw.setdefault("precise_bn_batches", 1)
-    return MultigridCallback(steps=[0, 2, 4], **kw)
+    return MultigridCallback(short_cycle_min_crop=0, steps=[0, 2, 4], **kw)
 
 
 def test_unset_max_epochs_is_refused():

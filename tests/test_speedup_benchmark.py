@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
-from lightning_multigrid.schedule.recipe import BaseRecipe
+from lightning_multigrid.schedule.recipe import DEFAULT_SHORT_CYCLE_MIN_CROP, BaseRecipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,8 @@ def test_quick_benchmark_reports_both_runs(tmp_path):
     cfg = report["config"]
     schedule = MultigridSchedule(BaseRecipe(
         steps=cfg["steps"], max_epochs=cfg["epochs"], num_frames=cfg["num_frames"], crop_size=cfg["crop_size"],
-        batch_size=cfg["batch_size"] * cfg["devices"], sampling_rate=cfg["sampling_rate"], bn_base_size=cfg["bn_base_size"]))
+        batch_size=cfg["batch_size"] * cfg["devices"], sampling_rate=cfg["sampling_rate"], bn_base_size=cfg["bn_base_size"],
+        short_cycle_min_crop=DEFAULT_SHORT_CYCLE_MIN_CROP))  # the callback's default, which the run used
     assert mg["max_epochs"] == schedule.max_epochs
     speedup = report["speedup"]
     assert speedup["theoretical_speedup"] == pytest.approx(

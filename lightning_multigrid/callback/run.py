@@ -31,7 +31,7 @@ from lightning_multigrid.schedule import config_checks as validation
 from lightning_multigrid.schedule.lr import LrPolicy, apply_lr_factor
 from lightning_multigrid.schedule.model_requirements import find_requirements
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
-from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape
+from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape, kept_short_cycle_factors
 
 __all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation"]
 
@@ -76,7 +76,11 @@ class RunSettings:
 
     @property
     def num_slots(self) -> int:
-        return len(self.cycle["short_cycle_factors"]) + 1
+        """Short-cycle slots per cycle; before ``crop_size`` is known (from the dataset), every factor's."""
+        factors = self.cycle["short_cycle_factors"]
+        if self.base.get("crop_size") is not None:
+            factors = kept_short_cycle_factors(factors, self.base["crop_size"], self.cycle["short_cycle_min_crop"])
+        return len(factors) + 1
 
     def recipe(self, dataset: Any, baseline_epochs: int, global_batch: int) -> BaseRecipe:
         """The baseline recipe: these settings, unset base-shape fields from ``dataset.base_shape``."""
@@ -339,6 +343,10 @@ def _check_resumed_recipe(saved: dict[str, Any] | None, recipe: BaseRecipe) -> N
     if saved is None:
         return
     now = recipe_state(recipe)
+    if "short_cycle_min_crop" not in saved and recipe.short_cycle_crop_factors == (
+            recipe.short_cycle_factors if recipe.short_cycle else ()):
+        # A checkpoint from before the floor existed: the floor leaves this recipe's crops alone.
+        saved = {**saved, "short_cycle_min_crop": now["short_cycle_min_crop"]}
     changed = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
     if changed:
         detail = "; ".join(f"{k}: checkpoint {a} vs now {b}" for k, (a, b) in changed.items())

@@ -11,7 +11,7 @@ from lightning_multigrid.cli.parser import OneLineErrorParser
 from lightning_multigrid.schedule.config_checks import validate_stages
 from lightning_multigrid.schedule.lr import LrPolicy
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
-from lightning_multigrid.schedule.recipe import BaseRecipe
+from lightning_multigrid.schedule.recipe import DEFAULT_SHORT_CYCLE_MIN_CROP, BaseRecipe
 
 __all__ = ["main", "schedule_main"]
 
@@ -66,6 +66,8 @@ def _schedule_parser() -> argparse.ArgumentParser:
                    help="long-cycle grids as T_FACTOR,S_FACTOR pairs (default: 0.25,0.7071 0.5,0.7071 0.5,1 1,1)")
     p.add_argument("--short-cycle-factors", type=float, nargs=2, default=None, metavar="F",
                    help="the two short-cycle crop factors (default: 0.5 0.7071)")
+    p.add_argument("--short-cycle-min-crop", type=int, default=DEFAULT_SHORT_CYCLE_MIN_CROP, metavar="PIXELS",
+                   help="leave out short-cycle crops smaller than this (0: the reference, every crop)")
     p.add_argument("--jitter-scales", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="baseline short-side rescale range (default: S0*8/7, S0*10/7)")
     # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
@@ -99,6 +101,7 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
                 short_cycle=not args.no_short_cycle,
                 bn_base_size=args.bn_base_size,
                 eval_freq=args.eval_freq,
+                short_cycle_min_crop=args.short_cycle_min_crop,
                 jitter_scales=tuple(args.jitter_scales) if args.jitter_scales else None,
                 **{name: value for name in ("long_cycle_factors", "short_cycle_factors")
                    if (value := getattr(args, name)) is not None},

@@ -24,8 +24,13 @@ import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from .synthetic_drawing import background as _background
+from .synthetic_drawing import disk as _disk
+from .synthetic_drawing import object_colour as _object_colour
 
 __all__ = [
     "CLASS_NAMES",
@@ -60,39 +65,6 @@ _CRF = 20
 # --------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A smooth, dark random colour field: a 3x4 grid of random colours, bilinearly upsampled."""
-    base = rng.uniform(10, 80, size=3)
-    grid = np.clip(base + rng.uniform(-16, 16, size=(3, 4, 3)), 0, 255)
-    ys = np.linspace(0, grid.shape[0] - 1, height)
-    xs = np.linspace(0, grid.shape[1] - 1, width)
-    y0 = np.floor(ys).astype(int).clip(0, grid.shape[0] - 2)
-    x0 = np.floor(xs).astype(int).clip(0, grid.shape[1] - 2)
-    wy = (ys - y0)[:, None, None]
-    wx = (xs - x0)[None, :, None]
-    top = grid[y0][:, x0] * (1 - wx) + grid[y0][:, x0 + 1] * wx
-    bottom = grid[y0 + 1][:, x0] * (1 - wx) + grid[y0 + 1][:, x0 + 1] * wx
-    return (top * (1 - wy) + bottom * wy).astype(np.float32)
-
-
-def _object_colour(rng: np.random.Generator) -> np.ndarray:
-    """A random bright colour: every channel in [170, 255], so at least ~100 (RGB distance) above
-    any background (whose channels stay below 96).
-
-    The object is always brighter than the background on purpose. With both contrast polarities
-    (version 1 of this generator) the tiny CPU models had to learn sign-invariant motion detectors
-    and stayed near chance on held-out clips after 600 steps (val top-1 ~0.45 for 4 classes), while
-    with one polarity the same runs reach 0.93-0.99. Colours, textures, sizes, positions and speeds
-    still vary, so the task still needs temporal reasoning (a single frame is uninformative).
-    """
-    return rng.uniform(170, 255, size=3).astype(np.float32)
-
-
-def _disk(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, radius: float) -> np.ndarray:
-    """Anti-aliased disk coverage in [0, 1]."""
-    return np.clip(radius - np.hypot(yy - cy, xx - cx) + 0.5, 0.0, 1.0)
-
-
 def _square(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, half: float) -> np.ndarray:
     dist = np.maximum(np.abs(yy - cy), np.abs(xx - cx))
     return np.clip(half - dist + 0.5, 0.0, 1.0)
@@ -252,6 +224,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     overwrite: bool = False,
     extra_test_per_class: int = 0,
+    task: str = "actions",
 ) -> Path:
     """Write the synthetic dataset to ``out_dir`` (skipped if it is already there) and return its path.
 
@@ -268,12 +241,15 @@ def make_synthetic_dataset(
         extra_test_per_class: further test-only videos per class (numbered after the others).
             Train and val stay exactly as without them; a larger test set makes a one-point
             accuracy difference measurable (with 24 test videos per class, one video is 1.04 points).
+        task: ``"actions"`` (this module's classes) or ``"patterns"`` (the harder task of
+            :mod:`.synthetic_patterns`: stripe orientation x direction of motion, with a distractor).
 
     Raises:
         ValueError: invalid parameters.
         FileExistsError: ``out_dir`` holds other files and ``overwrite`` is off.
     """
     width, height = _validate(num_classes, videos_per_class, size, num_frames, fps, extra_test_per_class)
+    class_names, render = _task(task)
     out = Path(out_dir)
     params = {
         "format_version": _FORMAT_VERSION,
@@ -287,6 +263,8 @@ def make_synthetic_dataset(
     }
     if extra_test_per_class:  # absent when 0, so that datasets written before the option stay valid
         params["extra_test_per_class"] = int(extra_test_per_class)
+    if task != "actions":  # absent for the default task, so that earlier datasets stay valid
+        params["task"] = task
     manifest = out / _MANIFEST
     if not overwrite and _read_manifest(out) == params and _complete(out):
         return out
@@ -306,14 +284,14 @@ def make_synthetic_dataset(
     n_train, n_val, _ = _split_counts(videos_per_class)
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for label in range(num_classes):
-        name = CLASS_NAMES[label]
+        name = class_names[label]
         (videos / name).mkdir()
         # A per-class permutation decides the split, so the split is part of the seeded content.
         order = np.random.default_rng([seed, label, 1_000_003]).permutation(videos_per_class)
         for k in range(videos_per_class + extra_test_per_class):
             rng = np.random.default_rng([seed, label, k])
             relative = f"videos/{name}/{name}_{k:04d}.mp4"
-            _write_mp4(out / relative, render_video(label, width, height, num_frames, rng), fps)
+            _write_mp4(out / relative, render(label, width, height, num_frames, rng), fps)
             if k >= videos_per_class:
                 split = "test"
             else:
@@ -322,9 +300,20 @@ def make_synthetic_dataset(
             splits[split].append(f"{relative} {label}")
     for split, lines in splits.items():
         (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(CLASS_NAMES[:num_classes]) + "\n")
+    (out / "classes.txt").write_text("\n".join(class_names[:num_classes]) + "\n")
     manifest.write_text(json.dumps(params, indent=2) + "\n")
     return out
+
+
+def _task(task: str) -> tuple[Sequence[str], Any]:
+    """The class names and the render function of a synthetic task."""
+    if task == "actions":
+        return CLASS_NAMES, render_video
+    if task == "patterns":
+        from .synthetic_patterns import PATTERN_CLASS_NAMES, render_pattern_video  # noqa: PLC0415 - imports this module
+
+        return PATTERN_CLASS_NAMES, render_pattern_video
+    raise ValueError(f"task: must be 'actions' or 'patterns', got {task!r}")
 
 
 def is_synthetic_dataset(path: str | Path) -> bool:

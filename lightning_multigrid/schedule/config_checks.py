@@ -14,10 +14,10 @@ from typing import Any
 
 from lightning_multigrid.schedule.model_requirements import ModelRequirements, check_clip_shape
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
-from lightning_multigrid.schedule.recipe import BatchNormPlan
+from lightning_multigrid.schedule.recipe import DEFAULT_SHORT_CYCLE_MIN_CROP, BatchNormPlan
 from lightning_multigrid.schedule.slots import batches_per_epoch, samples_per_rank
 
-__all__ = ["stage_bn_plans", "validate_stages", "check_trainer_flags", "baseline_epochs", "check_lr_schedulers"]
+__all__ = ["stage_bn_plans", "validate_stages", "losing_regime_warnings", "check_trainer_flags", "baseline_epochs", "check_lr_schedulers"]
 
 #: Lightning's ``max_epochs`` when none is given: never a baseline recipe, almost always a mistake.
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
@@ -59,6 +59,7 @@ def validate_stages(
         for stage, plan in zip(schedule.stages, stage_bn_plans(schedule, world_size))
         if plan.reason
     ]
+    warnings += losing_regime_warnings(schedule)
     per_rank = None if num_samples is None else samples_per_rank(num_samples, world_size)
     for stage in schedule.stages:
         where = f"multigrid stage {schedule.describe_stage(stage)}"
@@ -77,6 +78,20 @@ def validate_stages(
             for shape in schedule.clip_shapes(stage.start_epoch):
                 check_clip_shape(requirements, shape.num_frames, shape.crop_size, where)
     return warnings
+
+
+def losing_regime_warnings(schedule: MultigridSchedule) -> list[str]:
+    """Where the schedule is in a regime measured to lose accuracy, say so and name the option."""
+    r = schedule.recipe
+    small = sorted({c for f in r.short_cycle_crop_factors if (c := round(r.crop_size * f)) < DEFAULT_SHORT_CYCLE_MIN_CROP})
+    if not small:
+        return []
+    return [
+        f"short-cycle crops of {small} pixels (S0={r.crop_size}): with a stride-32 backbone their final feature "
+        f"map is 1x1, and on such small clips the short cycle cost 8-17 points of test top-1 against the "
+        f"baseline where the long cycle alone cost none (benchmarks/README.md, issue 24); "
+        f"short_cycle_min_crop={DEFAULT_SHORT_CYCLE_MIN_CROP} (the default) leaves these crops out"
+    ]
 
 
 def check_trainer_flags(max_steps: int, accumulate_grad_batches: Any, short_cycle: bool, num_slots: int) -> None:

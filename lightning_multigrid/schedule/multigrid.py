@@ -57,7 +57,7 @@ class MultigridSchedule:
         else:
             # Short cycle only stretches the baseline by epoch_factor; with no cycle at all the
             # schedule is the baseline itself (useful to run a baseline through the same code).
-            factor = r.epoch_factor if r.short_cycle else 1.0
+            factor = r.epoch_factor if r.short_cycle_crop_factors else 1.0
             self.max_epochs = int(r.max_epochs * factor)
             self.lr_milestones = [int(s * factor) for s in r.steps]
             self.lr_factors = [r.gamma**i for i in range(len(r.steps))]
@@ -85,10 +85,8 @@ class MultigridSchedule:
         for tf, sf in r.long_cycle_factors:
             base_t = int(round(r.num_frames * tf))
             base_s = int(round(r.crop_size * sf))
-            if r.short_cycle:
-                ts = [(base_t, r.crop_size * f) for f in r.short_cycle_factors] + [(base_t, base_s)]
-            else:
-                ts = [(base_t, base_s)]
+            # Without short-cycle factors in use (cycle off, or every crop under the floor): the base only.
+            ts = [(base_t, r.crop_size * f) for f in r.short_cycle_crop_factors] + [(base_t, base_s)]
             grids.append([(int(round(default_size / (t * s * s))), t, s) for t, s in ts])
         return grids
 
@@ -169,18 +167,16 @@ class MultigridSchedule:
         """
         r = self.recipe
         base_s = self.stage_at(epoch).crop_size
-        if not r.short_cycle:
-            return [ShortCycleSlot(base_s, 1)]
         slots = [
             ShortCycleSlot(int(round(r.crop_size * f)), max(1, int(round((base_s / (f * r.crop_size)) ** 2))))
-            for f in r.short_cycle_factors
+            for f in r.short_cycle_crop_factors
         ]
         return slots + [ShortCycleSlot(base_s, 1)]
 
     @property
     def num_slots(self) -> int:
         """Short-cycle slots per cycle (the same in every epoch; 1 without the short cycle)."""
-        return len(self.recipe.short_cycle_factors) + 1 if self.recipe.short_cycle else 1
+        return len(self.recipe.short_cycle_crop_factors) + 1 if self.recipe.short_cycle else 1
 
     def batch_slot(self, batch_idx: int) -> int:
         """The short-cycle slot of an epoch's ``batch_idx``-th batch: slots rotate from each epoch's first batch."""

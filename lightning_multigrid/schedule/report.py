@@ -65,7 +65,7 @@ def format_schedule_table(
         per_device = schedule.per_device_batch_size(stage.start_epoch, world_size)
         sizes = schedule.epoch_batch_sizes(stage.start_epoch, world_size)
         slots = schedule.short_cycle_slots(stage.start_epoch)
-        short = ", ".join(f"{slot.crop_size}x{size}" for slot, size in zip(slots, sizes)) if r.short_cycle else "-"
+        short = ", ".join(f"{slot.crop_size}x{size}" for slot, size in zip(slots, sizes)) if r.short_cycle_crop_factors else "-"
         plan = schedule.batch_norm_plan(per_device, world_size)
         bn = {"plain": "plain", "split": f"split/{plan.num_splits}", "sync": f"sync/{plan.sync_size}"}[plan.mode]
         lo, hi = schedule.stride_range(stage.start_epoch)
@@ -87,7 +87,7 @@ def format_schedule_table(
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     baseline = f"baseline: {r.max_epochs} epochs, milestones {list(r.steps)}, (T, S, B) = ({r.num_frames}, {r.crop_size}, {r.batch_size})"
-    cycles = " + ".join(n for n, on in (("long cycle", r.long_cycle), ("short cycle", r.short_cycle)) if on) or "no cycle"
+    cycles = " + ".join(n for n, on in (("long cycle", r.long_cycle), ("short cycle", bool(r.short_cycle_crop_factors))) if on) or "no cycle"
     footer = [
         "",
         baseline,
