@@ -139,8 +139,7 @@ class MultigridCallback(Callback):
         if stage != "fit":
             return
         self._baseline_epochs = validation.baseline_epochs(self.settings.baseline_epochs, trainer.max_epochs)
-        validation.check_trainer_flags(trainer.max_steps, trainer.accumulate_grad_batches,
-                                       self.settings.cycle["short_cycle"], self.settings.num_slots)
+        validation.check_trainer_flags(trainer.max_steps, trainer.accumulate_grad_batches)
         self.schedule = self._run = None  # built at the first train-loader request of this fit
         self._patch = compat.TrainerPatch(trainer)
         # The train loader is read at Lightning's first request (after every setup() and any

@@ -31,7 +31,7 @@ from lightning_multigrid.schedule import config_checks as validation
 from lightning_multigrid.schedule.lr import LrPolicy, apply_lr_factor
 from lightning_multigrid.schedule.model_requirements import find_requirements
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
-from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape, kept_short_cycle_factors
+from lightning_multigrid.schedule.recipe import BaseRecipe, ClipShape
 
 __all__ = ["RunSettings", "MultigridRun", "recipe_state", "precise_bn_allocation"]
 
@@ -73,14 +73,6 @@ class RunSettings:
             raise ValueError(f"precise_bn_budget must be in (0, 1], got {self.precise_bn_budget}")
         if self.baseline_epochs is not None and self.baseline_epochs < 1:
             raise ValueError(f"baseline_epochs must be >= 1, got {self.baseline_epochs}")
-
-    @property
-    def num_slots(self) -> int:
-        """Short-cycle slots per cycle; before ``crop_size`` is known (from the dataset), every factor's."""
-        factors = self.cycle["short_cycle_factors"]
-        if self.base.get("crop_size") is not None:
-            factors = kept_short_cycle_factors(factors, self.base["crop_size"], self.cycle["short_cycle_min_crop"])
-        return len(factors) + 1
 
     def recipe(self, dataset: Any, baseline_epochs: int, global_batch: int) -> BaseRecipe:
         """The baseline recipe: these settings, unset base-shape fields from ``dataset.base_shape``."""
@@ -132,6 +124,7 @@ class MultigridRun:
                 "recipe; let the callback build it (use a plain DataLoader) or give both the same settings"
             )
         _check_resumed_recipe(loaded_state.get("recipe"), self.schedule.recipe)
+        validation.check_accumulation(trainer.accumulate_grad_batches, self.schedule.num_slots)
         r = self.schedule.recipe
         self.resample_base = None if keyed is not None else ClipShape(
             r.num_frames, r.crop_size, (r.sampling_rate,) * 2, r.jitter_scales)

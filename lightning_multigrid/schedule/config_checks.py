@@ -4,7 +4,7 @@ the ``lightning-multigrid schedule`` command and :func:`lightning_multigrid.mode
 
 * :func:`validate_stages`: every stage's batch against the data, the devices and the BN splits,
   SlowFast's alpha and the model's declared requirements;
-* :func:`check_trainer_flags`, :func:`baseline_epochs`, :func:`check_lr_schedulers`: Trainer and
+* :func:`check_trainer_flags`, :func:`check_accumulation`, :func:`baseline_epochs`, :func:`check_lr_schedulers`: Trainer and
   module settings that would silently train something other than the schedule.
 """
 
@@ -17,7 +17,7 @@ from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import DEFAULT_SHORT_CYCLE_MIN_CROP, BatchNormPlan
 from lightning_multigrid.schedule.slots import batches_per_epoch, samples_per_rank
 
-__all__ = ["stage_bn_plans", "validate_stages", "losing_regime_warnings", "check_trainer_flags", "baseline_epochs", "check_lr_schedulers"]
+__all__ = ["stage_bn_plans", "validate_stages", "losing_regime_warnings", "check_trainer_flags", "check_accumulation", "baseline_epochs", "check_lr_schedulers"]
 
 #: Lightning's ``max_epochs`` when none is given: never a baseline recipe, almost always a mistake.
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
@@ -94,7 +94,7 @@ def losing_regime_warnings(schedule: MultigridSchedule) -> list[str]:
     ]
 
 
-def check_trainer_flags(max_steps: int, accumulate_grad_batches: Any, short_cycle: bool, num_slots: int) -> None:
+def check_trainer_flags(max_steps: int, accumulate_grad_batches: Any) -> None:
     """Refuse Trainer settings that would silently train something other than the schedule."""
     if max_steps not in (-1, None):
         raise ValueError(
@@ -107,7 +107,12 @@ def check_trainer_flags(max_steps: int, accumulate_grad_batches: Any, short_cycl
             "MultigridCallback: a schedule of gradient accumulation is not supported (each optimizer step "
             "must cover whole short cycles); use a constant Trainer(accumulate_grad_batches=N)"
         )
-    if short_cycle and accumulate_grad_batches > 1 and accumulate_grad_batches % num_slots:
+
+
+def check_accumulation(accumulate_grad_batches: int, num_slots: int) -> None:
+    """Refuse gradient accumulation that does not cover whole short cycles of ``num_slots`` slots (the
+    schedule's: short-cycle crops left out by the floor are not slots)."""
+    if accumulate_grad_batches > 1 and accumulate_grad_batches % num_slots:
         raise ValueError(
             f"MultigridCallback: accumulate_grad_batches={accumulate_grad_batches} mixes short-cycle shapes "
             f"whose pairing shifts every optimizer step; use a multiple of the short cycle's {num_slots} "

@@ -23,7 +23,6 @@ __all__ = [
     "ShortCycleSlot",
     "BatchNormPlan",
     "ClipShape",
-    "kept_short_cycle_factors",
 ]
 
 SQRT2 = math.sqrt(2.0)
@@ -176,12 +175,7 @@ class BaseRecipe:
         """
         if not self.short_cycle:
             return ()
-        return kept_short_cycle_factors(self.short_cycle_factors, self.crop_size, self.short_cycle_min_crop)
-
-
-def kept_short_cycle_factors(factors: Sequence[float], crop_size: int, min_crop: int) -> tuple[float, ...]:
-    """The short-cycle factors whose crop ``round(crop_size * f)`` is at least ``min_crop``."""
-    return tuple(f for f in factors if round(crop_size * f) >= min_crop)
+        return tuple(f for f in self.short_cycle_factors if round(self.crop_size * f) >= self.short_cycle_min_crop)
 
 
 @dataclass(frozen=True)
