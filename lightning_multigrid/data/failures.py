@@ -104,15 +104,6 @@ class SkippedVideos:
                 f"{', ...' if bad > _LISTED else ''}. Check the files or raise max_failure_rate."
             )
 
-    def summary(self, source: str) -> str:
-        """One line: how many videos were skipped and which."""
-        entries = self.entries()
-        if not entries:
-            return f"{source}: no unreadable videos"
-        listed = "; ".join(f"{p} ({r})" for p, r in list(entries.items())[:_LISTED])
-        more = f"; +{len(entries) - _LISTED} more" if len(entries) > _LISTED else ""
-        return f"{source}: {len(entries)} unreadable video(s) skipped so far: {listed}{more}"
-
 
 def _remove_if_owner(directory: str, owner: int) -> None:
     # A forked loader worker inherits this finalizer; only the process that made the directory removes it.
