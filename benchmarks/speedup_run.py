@@ -19,7 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_schedule import BaselineSchedule  # noqa: E402 - benchmarks/ sibling modules
 from speedup_monitor import RunMonitor  # noqa: E402
 
-from lightning_multigrid.schedule.recipe import DEFAULT_SHORT_CYCLE_MIN_CROP, BaseRecipe  # noqa: E402
+from lightning_multigrid.schedule.recipe import (  # noqa: E402
+    DEFAULT_SHORT_CYCLE_MIN_CROP,
+    DEFAULT_SPATIAL_COARSENING,
+    BaseRecipe,
+)
 
 __all__ = ["RunConfig", "make_recipe", "run_training"]
 
@@ -78,8 +82,9 @@ def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = Tru
         short_cycle=short_cycle,
         bn_base_size=cfg.bn_base_size,
         eval_freq=cfg.eval_freq,
-        # The callback's default floor on short-cycle crops, so the printed schedule is the one trained.
-        **{"short_cycle_min_crop": DEFAULT_SHORT_CYCLE_MIN_CROP, **changes},
+        # The callback's defaults (short-cycle floor, spatial coarsening), so the printed schedule is the one trained.
+        **{"short_cycle_min_crop": DEFAULT_SHORT_CYCLE_MIN_CROP, "spatial_coarsening": DEFAULT_SPATIAL_COARSENING,
+           **changes},
     )
 
 

@@ -25,7 +25,8 @@ def _trainer(callback, **kw):
 def _callback(**kw):
     kw.setdefault("bn_base_size", 2)
     kw.setdefault("precise_bn_batches", 1)
-    return MultigridCallback(short_cycle_min_crop=0, steps=[0, 2, 4], **kw)
+    # The reference schedule, as a BaseRecipe built with its own defaults gives it.
+    return MultigridCallback(short_cycle_min_crop=0, spatial_coarsening="rescale", steps=[0, 2, 4], **kw)
 
 
 def test_unset_max_epochs_is_refused():
@@ -107,6 +108,21 @@ def test_standalone_sampler_in_train_dataloader_trains_the_schedule():
     # Epoch 2 is stage [2,3) with T=4 and epoch 7 the full-size fine-tuning (spec arithmetic).
     assert {r["T"] for r in module.records if r["epoch"] == 2} == {4}
     assert {r["T"] for r in module.records if r["epoch"] == 7} == {8}
+
+
+def test_own_sampler_from_another_recipe_names_the_difference():
+    class OwnSampler(ToyModule):
+        def train_dataloader(self):
+            s = MultigridSchedule(BaseRecipe(steps=[0, 2, 4], max_epochs=5, num_frames=8, crop_size=64,
+                                             batch_size=2, jitter_scales=(73, 91), bn_base_size=2))
+            ds = ToyClips(48)
+            return DataLoader(ds, batch_sampler=MultigridBatchSampler(SeededRandomSampler(ds), 2, schedule=s))
+
+    # The callback's defaults differ from a plain BaseRecipe's (the reference): the error says where.
+    callback = MultigridCallback(steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1)
+    with pytest.raises(ValueError, match=r"short_cycle_min_crop: sampler 0 vs callback 64; spatial_coarsening: "
+                                         r"sampler 'rescale' vs callback 'crop'"):
+        _trainer(callback).fit(OwnSampler(dataset_size=48))
 
 
 def test_dict_batch_without_video_fails_at_setup():

@@ -59,8 +59,8 @@ def main() -> None:
     if a.kind == "baseline":
         cfg.eval_epochs = list(range(a.epochs))  # the val curve (is it still rising in the last LR stage?)
     # The reference schedule unless the variant says otherwise (the package default floors short-cycle crops).
-    extra = {"short_cycle_min_crop": 0, **json.loads(a.kwargs)} if a.kind == "multigrid" else {}
-    import lightning_multigrid.callback as cb
+    extra = {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", **json.loads(a.kwargs)} if a.kind == "multigrid" else {}
+    import lightning_multigrid.callback.hooks as cb  # where speedup_run imports it from
     from lightning_multigrid.schedule import MultigridSchedule
     from lightning_multigrid.schedule.recipe import ShortCycleSlot
     if extra:

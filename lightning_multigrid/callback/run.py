@@ -119,9 +119,11 @@ class MultigridRun:
         self.schedule = MultigridSchedule(settings.recipe(
             keyed if keyed is not None else loader.dataset, baseline_epochs, self.batch_size * self.world_size))
         if existing is not None and existing.recipe != self.schedule.recipe:
+            theirs, ours = recipe_state(existing.recipe), recipe_state(self.schedule.recipe)
+            differ = "; ".join(f"{k}: sampler {theirs.get(k)!r} vs callback {v!r}" for k, v in ours.items() if theirs.get(k) != v)
             raise ValueError(
                 "MultigridCallback: the train loader already has a MultigridBatchSampler built from another "
-                "recipe; let the callback build it (use a plain DataLoader) or give both the same settings"
+                f"recipe ({differ}); let the callback build it (use a plain DataLoader) or give both the same settings"
             )
         _check_resumed_recipe(loaded_state.get("recipe"), self.schedule.recipe)
         validation.check_accumulation(trainer.accumulate_grad_batches, self.schedule.num_slots)
@@ -340,6 +342,8 @@ def _check_resumed_recipe(saved: dict[str, Any] | None, recipe: BaseRecipe) -> N
             recipe.short_cycle_factors if recipe.short_cycle else ()):
         # A checkpoint from before the floor existed: the floor leaves this recipe's crops alone.
         saved = {**saved, "short_cycle_min_crop": now["short_cycle_min_crop"]}
+    if "spatial_coarsening" not in saved:  # a checkpoint from before the option: the reference's way
+        saved = {**saved, "spatial_coarsening": "rescale"}
     changed = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
     if changed:
         detail = "; ".join(f"{k}: checkpoint {a} vs now {b}" for k, (a, b) in changed.items())

@@ -11,7 +11,12 @@ from lightning_multigrid.cli.parser import OneLineErrorParser
 from lightning_multigrid.schedule.config_checks import validate_stages
 from lightning_multigrid.schedule.lr import LrPolicy
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
-from lightning_multigrid.schedule.recipe import DEFAULT_SHORT_CYCLE_MIN_CROP, BaseRecipe
+from lightning_multigrid.schedule.recipe import (
+    DEFAULT_SHORT_CYCLE_MIN_CROP,
+    DEFAULT_SPATIAL_COARSENING,
+    SPATIAL_COARSENING,
+    BaseRecipe,
+)
 
 __all__ = ["main", "schedule_main"]
 
@@ -68,6 +73,10 @@ def _schedule_parser() -> argparse.ArgumentParser:
                    help="the two short-cycle crop factors (default: 0.5 0.7071)")
     p.add_argument("--short-cycle-min-crop", type=int, default=DEFAULT_SHORT_CYCLE_MIN_CROP, metavar="PIXELS",
                    help="leave out short-cycle crops smaller than this (0: the reference, every crop)")
+    p.add_argument("--spatial-coarsening", choices=SPATIAL_COARSENING, default=DEFAULT_SPATIAL_COARSENING,
+                   help="'rescale' (the reference: a smaller crop of a smaller frame, same field of view), "
+                        "'crop' (a smaller crop at the base scale: full resolution, smaller field of view) or "
+                        "'auto' ('crop' where a grid crops under 64 pixels, else 'rescale')")
     p.add_argument("--jitter-scales", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="baseline short-side rescale range (default: S0*8/7, S0*10/7)")
     # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
@@ -102,6 +111,7 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
                 bn_base_size=args.bn_base_size,
                 eval_freq=args.eval_freq,
                 short_cycle_min_crop=args.short_cycle_min_crop,
+                spatial_coarsening=args.spatial_coarsening,
                 jitter_scales=tuple(args.jitter_scales) if args.jitter_scales else None,
                 **{name: value for name in ("long_cycle_factors", "short_cycle_factors")
                    if (value := getattr(args, name)) is not None},

@@ -203,8 +203,11 @@ class MultigridSchedule:
         return (r.sampling_rate, r.sampling_rate * max(1, r.num_frames // t))
 
     def jitter_range(self, crop_size: int) -> tuple[int, int]:
-        """Short-side rescale range for a crop: ``[round(j_min * crop / S0), j_max]``."""
+        """Short-side rescale range for a crop: ``[round(j_min * crop / S0), j_max]`` (the spec's rule);
+        with ``spatial_coarsening="crop"`` the base crop's ``[j_min, j_max]`` for every crop."""
         jmin, jmax = self.recipe.jitter_scales  # type: ignore[misc]
+        if self.recipe.spatial_coarsening == "crop":
+            return (jmin, jmax)
         return (max(crop_size, int(round(jmin * crop_size / self.recipe.crop_size))), jmax)
 
     def global_batch_size(self, epoch: int) -> int:
@@ -370,7 +373,8 @@ class MultigridSchedule:
                     "is_finetune": s.is_finetune,
                     "global_batch_size": s.batch_factor * r.batch_size,
                     "short_cycle": [
-                        {"crop_size": slot.crop_size, "batch_multiplier": slot.batch_multiplier}
+                        {"crop_size": slot.crop_size, "batch_multiplier": slot.batch_multiplier,
+                         "jitter_range": list(self.jitter_range(slot.crop_size))}
                         for slot in self.short_cycle_slots(s.start_epoch)
                     ],
                     "stride_range": list(self.stride_range(s.start_epoch)),
