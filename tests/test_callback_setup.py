@@ -95,14 +95,17 @@ def test_standalone_sampler_follows_the_epoch_lightning_sets_on_its_inner_sample
     assert {k.shape.num_frames for batch in sampler for k in batch} == {8}
 
 
-def test_standalone_sampler_in_train_dataloader_trains_the_schedule():
-    class OwnSampler(ToyModule):
-        def train_dataloader(self):
-            s = MultigridSchedule(BaseRecipe(steps=[0, 2, 4], max_epochs=5, num_frames=8, crop_size=64,
-                                             batch_size=2, jitter_scales=(73, 91), bn_base_size=2))
-            ds = ToyClips(48)
-            return DataLoader(ds, batch_sampler=MultigridBatchSampler(SeededRandomSampler(ds), 2, schedule=s))
+class OwnSampler(ToyModule):
+    """A module whose train loader already has a MultigridBatchSampler of a plain BaseRecipe (the reference)."""
 
+    def train_dataloader(self):
+        s = MultigridSchedule(BaseRecipe(steps=[0, 2, 4], max_epochs=5, num_frames=8, crop_size=64,
+                                         batch_size=2, jitter_scales=(73, 91), bn_base_size=2))
+        ds = ToyClips(48)
+        return DataLoader(ds, batch_sampler=MultigridBatchSampler(SeededRandomSampler(ds), 2, schedule=s))
+
+
+def test_standalone_sampler_in_train_dataloader_trains_the_schedule():
     module = OwnSampler(dataset_size=48)
     _trainer(_callback()).fit(module)
     # Epoch 2 is stage [2,3) with T=4 and epoch 7 the full-size fine-tuning (spec arithmetic).
@@ -111,13 +114,6 @@ def test_standalone_sampler_in_train_dataloader_trains_the_schedule():
 
 
 def test_own_sampler_from_another_recipe_names_the_difference():
-    class OwnSampler(ToyModule):
-        def train_dataloader(self):
-            s = MultigridSchedule(BaseRecipe(steps=[0, 2, 4], max_epochs=5, num_frames=8, crop_size=64,
-                                             batch_size=2, jitter_scales=(73, 91), bn_base_size=2))
-            ds = ToyClips(48)
-            return DataLoader(ds, batch_sampler=MultigridBatchSampler(SeededRandomSampler(ds), 2, schedule=s))
-
     # The callback's defaults differ from a plain BaseRecipe's (the reference): the error says where.
     callback = MultigridCallback(steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1)
     with pytest.raises(ValueError, match=r"short_cycle_min_crop: sampler 0 vs callback 64; spatial_coarsening: "
