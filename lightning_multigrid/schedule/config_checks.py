@@ -85,19 +85,17 @@ def losing_regime_warnings(schedule: MultigridSchedule) -> list[str]:
     r = schedule.recipe
     floor = DEFAULT_SHORT_CYCLE_MIN_CROP
     warnings = []
-    small = sorted({c for f in r.short_cycle_crop_factors if (c := round(r.crop_size * f)) < floor})
+    coarse, small = r.small_crops(floor)
     if small:
         warnings.append(
-            f"short-cycle crops of {small} pixels (S0={r.crop_size}): with a stride-32 backbone their final "
+            f"short-cycle crops of {list(small)} pixels (S0={r.crop_size}): with a stride-32 backbone their final "
             f"feature map is 1x1, and on such small clips the short cycle cost 8-17 points of test top-1 against "
             f"the baseline where the long cycle alone cost none (benchmarks/README.md, issue 24); "
             f"short_cycle_min_crop={floor} (the default) leaves these crops out"
         )
-    rescaled = r.long_cycle and r.spatial_coarsening == "rescale"  # "crop" keeps the full resolution
-    coarse = sorted({c for _, f in r.long_cycle_factors if (c := round(r.crop_size * f)) < floor}) if rescaled else []
-    if coarse:
+    if coarse and r.spatial_coarsening == "rescale":  # "crop" keeps the full resolution
         warnings.append(
-            f"long-cycle grids of {coarse}-pixel crops cut from frames rescaled by S/S0 (S0={r.crop_size}, "
+            f"long-cycle grids of {list(coarse)}-pixel crops cut from frames rescaled by S/S0 (S0={r.crop_size}, "
             f"spatial_coarsening='rescale'): detail that only the full resolution shows is lost there. On a "
             f"task whose classes are stripes 3-4.5 px apart at 64 px, these grids cost 34 points of test "
             f"top-1 against the baseline (0.349 vs 0.691), and the same grids cut at the base scale, "

@@ -9,7 +9,7 @@ no torch import (gathered with the schedule's other names by :mod:`lightning_mul
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -111,16 +111,18 @@ class BaseRecipe:
             object.__setattr__(self, "jitter_scales", tuple(int(j) for j in self.jitter_scales))
         self._validate()
         if self.spatial_coarsening == "auto":
-            object.__setattr__(self, "spatial_coarsening", "crop" if self._has_small_crops() else "rescale")
+            # Below the floor a frame rescaled by S / S0 loses detail that the full resolution shows
+            # (issue 24: on a task whose classes are stripes 3-4.5 px apart, the long cycle's 45-pixel
+            # rescaled grids cost 34 points of test top-1 at S0=64; cut at the base scale they gained 30).
+            object.__setattr__(self, "spatial_coarsening", "crop" if any(self.small_crops()) else "rescale")
 
-    def _has_small_crops(self) -> bool:
-        """Whether a grid in use crops fewer than DEFAULT_SHORT_CYCLE_MIN_CROP pixels: there a frame
-        rescaled by S / S0 loses detail that the full resolution shows (issue 24: on a task whose
-        classes are stripes 3-4.5 px apart, the long cycle's 45-pixel rescaled grids cost 34 points
-        of test top-1 at S0=64, and the same grids cut at the base scale gained 30)."""
-        factors = [sf for _, sf in self.long_cycle_factors] if self.long_cycle else []
-        factors += list(self.short_cycle_crop_factors)
-        return any(round(self.crop_size * f) < DEFAULT_SHORT_CYCLE_MIN_CROP for f in factors)
+    def small_crops(self, floor: int = DEFAULT_SHORT_CYCLE_MIN_CROP) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The distinct crop sides under ``floor`` pixels that the grids in use take, sorted:
+        ``(long cycle's, short cycle's)`` (the short cycle's after :attr:`short_cycle_min_crop`)."""
+        def under(factors: Iterable[float]) -> tuple[int, ...]:
+            return tuple(sorted({c for f in factors if (c := round(self.crop_size * f)) < floor}))
+
+        return under(sf for _, sf in self.long_cycle_factors) if self.long_cycle else (), under(self.short_cycle_crop_factors)
 
     def _validate(self) -> None:
         def bad(name: str, why: str) -> ValueError:
