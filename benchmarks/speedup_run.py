@@ -20,6 +20,7 @@ from baseline_schedule import BaselineSchedule  # noqa: E402 - benchmarks/ sibli
 from speedup_monitor import RunMonitor  # noqa: E402
 
 from lightning_multigrid.schedule.recipe import (  # noqa: E402
+    DEFAULT_LR_SCALING,
     DEFAULT_SHORT_CYCLE_MIN_CROP,
     DEFAULT_SPATIAL_COARSENING,
     BaseRecipe,
@@ -82,9 +83,10 @@ def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = Tru
         short_cycle=short_cycle,
         bn_base_size=cfg.bn_base_size,
         eval_freq=cfg.eval_freq,
-        # The callback's defaults (short-cycle floor, spatial coarsening), so the printed schedule is the one trained.
+        # The callback's defaults (short-cycle floor, spatial coarsening, LR scaling), so the printed
+        # schedule is the one trained.
         **{"short_cycle_min_crop": DEFAULT_SHORT_CYCLE_MIN_CROP, "spatial_coarsening": DEFAULT_SPATIAL_COARSENING,
-           **changes},
+           "lr_scaling": DEFAULT_LR_SCALING, **changes},
     )
 
 

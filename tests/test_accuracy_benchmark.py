@@ -37,9 +37,9 @@ def test_time_to_accuracy_is_the_first_validation_at_the_target():
 def test_reference_variant_is_the_reference_schedule():
     from lightning_multigrid.schedule.recipe import BaseRecipe
 
-    # The reference keeps every short-cycle crop and rescales the frames of smaller crops (spec section 5);
-    # the default is a different variant at S0=64.
-    assert accuracy.REFERENCE == {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale"}
+    # The reference keeps every short-cycle crop, rescales the frames of smaller crops (spec section 5)
+    # and scales the LR linearly (section 3); the default is a different variant at S0=64.
+    assert accuracy.REFERENCE == {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", "lr_scaling": "linear"}
     reference = BaseRecipe(steps=[0, 7, 10], max_epochs=12, num_frames=16, crop_size=64, batch_size=4, **accuracy.REFERENCE)
     assert reference.short_cycle_crop_factors == BaseRecipe.short_cycle_factors
     assert reference == BaseRecipe(steps=[0, 7, 10], max_epochs=12, num_frames=16, crop_size=64, batch_size=4)
@@ -54,7 +54,7 @@ def test_quick_run_writes_every_field(tmp_path):
     ref = written["variants"]["reference"]
     for name in ("test_top1", "train_s", "iterations", "time_to_baseline_accuracy_s"):
         assert len(ref[name]) == 2, name
-    assert ref["callback_kwargs"] == {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale"}
+    assert ref["callback_kwargs"] == accuracy.REFERENCE
     low, high = ref["test_diff_ci95_points"]
     assert low <= ref["test_diff_mean_points"] <= high
     # The mean difference is the per-seed test top-1 difference, averaged (same test videos each seed).

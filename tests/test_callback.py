@@ -27,6 +27,7 @@ def trainer(callback, max_epochs=5, **kw):
 def make_callback(**kw):
     kw.setdefault("bn_base_size", 2)
     kw.setdefault("precise_bn_batches", 2)
+    kw.setdefault("lr_scaling", "linear")  # the spec's LR (the default at S0=64 is sqrt)
     return MultigridCallback(short_cycle_min_crop=0, steps=STEPS, **kw)
 
 

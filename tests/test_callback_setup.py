@@ -65,7 +65,7 @@ def test_lr_is_set_before_any_logger_reads_it():
             seen.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     module = ToyModule(lr=0.05, dataset_size=48)
-    t = _trainer(_callback())
+    t = _trainer(_callback(lr_scaling="linear"))  # the spec's rule (the default at S0=64 is sqrt)
     t.callbacks.insert(0, EarlyReader())
     t.fit(module)
     assert seen == pytest.approx([r["lr"] for r in module.records])

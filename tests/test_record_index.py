@@ -4,6 +4,7 @@ index's API, and a forked worker that reads every record without copying the ind
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def _reference(text: str, split_path: Path, root: Path) -> list[tuple[str, int]]
         first = False
         if label_id < 0:
             raise ValueError(f"{where}: label {label_id} is negative")
-        full = Path(path).expanduser()
+        full = Path(os.path.expanduser(path))  # the shell's rule: "~name" of an unknown user stays literal
         records.append((str(full if full.is_absolute() else root / full), label_id))
     return records
 
@@ -184,3 +185,12 @@ def test_a_forked_worker_reading_every_record_copies_nothing(tmp_path: Path) -> 
     as_list = list(dataset.records)
     assert worker_growth_kib(as_list) > bound_kib
     assert grown < bound_kib, f"a forked worker copied {grown} KiB of the record index"
+
+
+def test_tilde_of_an_unknown_user_stays_literal(tmp_path: Path) -> None:
+    # Hypothesis found "~a 0": Path.expanduser raised "Could not determine home directory" there.
+    split = tmp_path / "train.csv"
+    split.write_text("~no_such_user_x9/v.mp4 0\n~/v.mp4 1\n")
+    index = read_list_file(split, tmp_path)
+    assert index[0] == VideoRecord(str(tmp_path / "~no_such_user_x9/v.mp4"), 0)
+    assert index[1] == VideoRecord(str(Path.home() / "v.mp4"), 1)

@@ -84,18 +84,19 @@ def test_bad_floor_names_the_field(bad):
 
 def test_losing_regime_warning_names_the_option():
     warnings = validate_stages(MultigridSchedule(BaseRecipe(**SMALL)))
-    assert len(warnings) == 2 and "[32, 45] pixels" in warnings[0] and "short_cycle_min_crop=64" in warnings[0]
+    assert len(warnings) == 3 and "[32, 45] pixels" in warnings[0] and "short_cycle_min_crop=64" in warnings[0]
     # S0 = 64: the long cycle's 1/sqrt2 grids crop round(64 / sqrt2) = 45 pixels.
     assert "[45]-pixel crops" in warnings[1] and "spatial_coarsening='crop'" in warnings[1]
+    assert "up to 8x the base LR" in warnings[2] and "lr_scaling='sqrt'" in warnings[2]
     floored = losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, short_cycle_min_crop=64)))
-    assert len(floored) == 1 and "long-cycle grids" in floored[0]
-    assert len(losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, short_cycle_min_crop=33)))) == 2
+    assert len(floored) == 2 and "long-cycle grids" in floored[0]
+    assert len(losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, short_cycle_min_crop=33)))) == 3
     temporal_only = [(0.25, 1.0), (0.5, 1.0), (0.5, 1.0)]
     assert losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, short_cycle_min_crop=64,
                                                                long_cycle_factors=temporal_only))) == []
-    for auto in ("auto", "crop"):  # 'auto' is 'crop' at S0=64: full-resolution grids, no warning
+    for auto in ("auto", "crop"):  # 'auto' is 'crop' (and 'sqrt') at S0=64: full-resolution grids, no warning
         assert losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, short_cycle_min_crop=64,
-                                                                   spatial_coarsening=auto))) == []
+                                                                   spatial_coarsening=auto, lr_scaling="auto"))) == []
     assert losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, long_cycle=False, short_cycle=False))) == []
     # The paper's S0 = 224: long-cycle crops 158, short-cycle crops 112 and 158, no warning.
     assert losing_regime_warnings(MultigridSchedule(BaseRecipe(**K400))) == []

@@ -44,7 +44,7 @@ def test_crop_keeps_the_base_scale_and_changes_nothing_else():
 
 def test_crop_is_not_warned_about_and_rescale_at_small_clips_is():
     assert any("long-cycle grids" in w for w in losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL))))
-    assert losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, spatial_coarsening="crop"))) == []
+    assert losing_regime_warnings(MultigridSchedule(BaseRecipe(**SMALL, spatial_coarsening="crop", lr_scaling="sqrt"))) == []
 
 
 @pytest.mark.parametrize("bad", ["resize", "", None, 1])

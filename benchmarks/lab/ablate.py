@@ -27,12 +27,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kind", default="multigrid")
     p.add_argument("--kwargs", default="{}")
-    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune")
+    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune | lr_cap=F")
+    p.add_argument("--warmup", type=float, default=None, help="multigrid warmup epochs (default: the benchmark's)")
     p.add_argument("--tag", required=True)
     p.add_argument("--task", default="actions")
     p.add_argument("--extra-test", type=int, default=30)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--out", default="benchmarks/lab/results.jsonl")
+    p.add_argument("--bn-base-size", type=int, default=None, help="default: the benchmark's")
+    p.add_argument("--trace", default="", help="JSONL of per-iteration loss, LR and gradient norm")
     a = p.parse_args()
     data_dir = f"data/issue24_{a.task}_c{a.num_classes}_v{a.videos_per_class}_x{a.extra_test}"
     # The data seed is always 0 (the same videos for every training seed).
@@ -56,17 +59,44 @@ def main() -> None:
         bn_base_size=args.bn_base_size, precise_bn_batches=args.precise_bn_batches, eval_freq=args.eval_freq,
         devices=1, accelerator="cpu", num_workers=1, threads=1, decoder=args.decoder, seed=a.seed,
         test_num_clips=args.test_clips, test_num_crops=args.test_crops, verbose=True)
+    if a.bn_base_size is not None:
+        cfg.bn_base_size = a.bn_base_size
+    if a.warmup is not None:
+        cfg.warmup_epochs = a.warmup
     if a.kind == "baseline":
         cfg.eval_epochs = list(range(a.epochs))  # the val curve (is it still rising in the last LR stage?)
     # The reference schedule unless the variant says otherwise (the package default floors short-cycle crops).
-    extra = {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", **json.loads(a.kwargs)} if a.kind == "multigrid" else {}
+    extra = {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", "lr_scaling": "linear", **json.loads(a.kwargs)} if a.kind == "multigrid" else {}
     import lightning_multigrid.callback.hooks as cb  # where speedup_run imports it from
     from lightning_multigrid.schedule import MultigridSchedule
     from lightning_multigrid.schedule.recipe import ShortCycleSlot
     if extra:
         original = cb.MultigridCallback
         cb.MultigridCallback = functools.partial(original, **extra)  # type: ignore[misc]
-    if a.patch:
+    if a.patch.startswith("batch_cap="):
+        import dataclasses
+        bcap, build = int(a.patch.partition("=")[2]), MultigridSchedule._build_long_cycle
+
+        def capped(self):  # type: ignore[no-untyped-def]
+            build(self)
+            self.stages = [dataclasses.replace(s, batch_factor=min(s.batch_factor, bcap)) for s in self.stages]
+            g = self.recipe.gamma
+            k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
+            self.lr_factors = [g**ki * min(f / g**ki, bcap) for ki, f in zip(k, self.lr_factors)]
+        MultigridSchedule._build_long_cycle = capped  # type: ignore[method-assign]
+    elif a.patch == "lr_sqrt":  # square-root instead of linear scaling by the batch factor
+        build_sqrt = MultigridSchedule._build_long_cycle
+
+        def sqrt_scaled(self):  # type: ignore[no-untyped-def]
+            build_sqrt(self)
+            g = self.recipe.gamma
+            k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
+            self.lr_factors = [g**ki * (f / g**ki) ** 0.5 for ki, f in zip(k, self.lr_factors)]
+        MultigridSchedule._build_long_cycle = sqrt_scaled  # type: ignore[method-assign]
+    elif a.patch.startswith("lr_cap="):
+        cap, lr_factor = float(a.patch.partition("=")[2]), MultigridSchedule.lr_factor
+        MultigridSchedule.lr_factor = lambda self, epoch: min(lr_factor(self, epoch), cap)  # type: ignore[method-assign]
+    elif a.patch:
         name, _, value = a.patch.partition("=")
         orig = MultigridSchedule.short_cycle_slots
 
@@ -76,9 +106,11 @@ def main() -> None:
                 name == "short_off_finetune" and st.is_finetune)
             return [ShortCycleSlot(st.crop_size, 1)] if off else orig(self, epoch)
         MultigridSchedule.short_cycle_slots = slots  # type: ignore[method-assign]
+    if a.trace:
+        trace_iterations(a.trace)
     start = time.time()
     r = speedup_run.run_training(cfg)
-    row = {"tag": a.tag, "task": a.task, "lr": a.lr, "kind": a.kind, "kwargs": extra, "patch": a.patch, "vpc": a.videos_per_class,
+    row = {"tag": a.tag, "task": a.task, "lr": a.lr, "kind": a.kind, "kwargs": extra, "patch": a.patch, "warmup": cfg.warmup_epochs, "vpc": a.videos_per_class,
            "epochs": a.epochs, "steps": a.steps, "seed": a.seed, "test_top1": r.get("test_top1"),
            "final_val": r.get("final_val_top1"), "iterations": r.get("iterations"), "train_s": r.get("train_s"),
            "wall_s": time.time() - start, "num_train": r.get("num_train_clips"),
@@ -86,6 +118,30 @@ def main() -> None:
     with open(a.out, "a") as f:
         f.write(json.dumps(row) + "\n")
     print("RESULT", json.dumps(row), flush=True)
+
+
+def trace_iterations(path: str) -> None:
+    """Record each training iteration's loss, batch size, LR and gradient norm (diagnostics only)."""
+    import torch
+
+    from lightning_multigrid.models import VideoClassifier
+    out = open(path, "w")
+    step, after = VideoClassifier.training_step, VideoClassifier.on_after_backward
+
+    def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        loss = step(self, batch, batch_idx)
+        self._trace = {"epoch": self.current_epoch, "batch": batch_idx, "loss": float(loss),
+                       "size": int(batch["label"].shape[0]), "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}
+        return loss
+
+    def on_after_backward(self):  # type: ignore[no-untyped-def]
+        after(self)
+        grads = [p.grad.norm() for p in self.parameters() if p.grad is not None]
+        weights = [p.norm() for p in self.parameters()]
+        self._trace.update(grad=float(torch.stack(grads).norm()), weight=float(torch.stack(weights).norm()))
+        out.write(json.dumps(self._trace) + "\n")
+        out.flush()
+    VideoClassifier.training_step, VideoClassifier.on_after_backward = training_step, on_after_backward
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ class RunSettings:
                           **given, **self.cycle)
 
 
+#: Recipe fields that change the LR alone, not which clips a sampler draws.
+_LR_ONLY_FIELDS = ("gamma", "lr_scaling")
+
+
 def recipe_state(recipe: BaseRecipe) -> dict[str, Any]:
     """``recipe`` as JSON-safe values (what a checkpoint stores and a resume compares)."""
     return _jsonable(asdict(recipe))
@@ -118,9 +122,12 @@ class MultigridRun:
         existing = getattr(getattr(loader, "batch_sampler", None), "schedule", None)
         self.schedule = MultigridSchedule(settings.recipe(
             keyed if keyed is not None else loader.dataset, baseline_epochs, self.batch_size * self.world_size))
-        if existing is not None and existing.recipe != self.schedule.recipe:
-            theirs, ours = recipe_state(existing.recipe), recipe_state(self.schedule.recipe)
-            differ = "; ".join(f"{k}: sampler {theirs.get(k)!r} vs callback {v!r}" for k, v in ours.items() if theirs.get(k) != v)
+        theirs = {} if existing is None else recipe_state(existing.recipe)
+        ours = recipe_state(self.schedule.recipe)
+        # The sampler's keys do not depend on the LR (the callback's own schedule sets it).
+        differ = "; ".join(f"{k}: sampler {theirs.get(k)!r} vs callback {v!r}" for k, v in ours.items()
+                           if k not in _LR_ONLY_FIELDS and theirs.get(k) != v)
+        if existing is not None and differ:
             raise ValueError(
                 "MultigridCallback: the train loader already has a MultigridBatchSampler built from another "
                 f"recipe ({differ}); let the callback build it (use a plain DataLoader) or give both the same settings"
@@ -232,12 +239,16 @@ class MultigridRun:
         """BN grouping and validation gating of ``epoch``."""
         s = self.schedule
         if s.recipe.long_cycle:
-            plan = s.batch_norm_plan(s.per_device_batch_size(epoch, self.world_size), self.world_size)
-            bn.apply_batchnorm_plan(pl_module, plan, self.sync_groups)
+            self._apply_bn_plan(pl_module, epoch)
             if restart_splits:
                 bn.restart_splits(pl_module)
         if self.settings.follow_eval_schedule:
             self.patch.set_validate_this_epoch(self.validates(epoch), epoch)
+
+    def _apply_bn_plan(self, pl_module: Any, epoch: int) -> None:
+        s = self.schedule
+        plan = s.batch_norm_plan(s.per_device_batch_size(epoch, self.world_size), self.world_size)
+        bn.apply_batchnorm_plan(pl_module, plan, self.sync_groups)
 
     def continue_epoch(self, trainer: Any, pl_module: Any, saved_splits: dict[str, Any] | None) -> None:
         """A mid-epoch resume gets no ``on_train_epoch_start``: apply the epoch's state, its split
@@ -297,18 +308,23 @@ class MultigridRun:
         return (self.settings.precise_bn_forward or checks.default_forward)(pl_module, batch)
 
     def precise_bn(self, trainer: Any, pl_module: Any, epoch: int) -> None:
-        """Recompute BN statistics at the epoch's base shape (no short cycle)."""
+        """Recompute BN statistics for the validation that follows: at the shape, batch and BN plan
+        of the final stage (the base shape, which the user's validation loader feeds), not at the
+        epoch's grid. The reference validates at the grid, so it computes them there; statistics of
+        4-frame 45-pixel clips read by a 16-frame 64-pixel validation halved its accuracy after every
+        stage change (issue 24)."""
         if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in pl_module.modules()):
             return
         intermediate, final = self.precise_bn_batches
-        count = final if epoch + 1 == self.schedule.max_epochs else intermediate
+        last = self.schedule.max_epochs - 1
+        count = final if epoch == last else intermediate
         if count == 0:
             return  # out of budget: this validation reads the running (merged) statistics
-        loader = self.source.precise_bn_loader(epoch, count)
+        loader = self.source.precise_bn_loader(epoch, count, shape_epoch=last)
         if loader is None:
             rank_zero_warn(f"MultigridCallback: precise BN skipped at epoch {epoch} (dataset smaller than one batch)")
             return
-        base_shape = self.schedule.base_shape(epoch)
+        base_shape = self.schedule.base_shape(last)
 
         def run(module: Any, batch: Any) -> Any:
             batch = trainer.strategy.batch_to_device(batch)
@@ -316,7 +332,14 @@ class MultigridRun:
                 self.reshape(batch, base_shape, (epoch, -1, self.rank))
             return self.forward(pl_module, batch)
 
-        used = precise_bn.update_bn_stats(pl_module, loader, num_batches=len(loader), forward=run)
+        switch = self.schedule.recipe.long_cycle and epoch != last
+        if switch:
+            self._apply_bn_plan(pl_module, last)
+        try:
+            used = precise_bn.update_bn_stats(pl_module, loader, num_batches=len(loader), forward=run)
+        finally:
+            if switch:  # the epoch's own split count again, every split starting from the new statistics
+                self._apply_bn_plan(pl_module, epoch)
         rank_zero_info(f"MultigridCallback: precise BN over {used} batches at epoch {epoch}")
 
 
@@ -342,8 +365,9 @@ def _check_resumed_recipe(saved: dict[str, Any] | None, recipe: BaseRecipe) -> N
             recipe.short_cycle_factors if recipe.short_cycle else ()):
         # A checkpoint from before the floor existed: the floor leaves this recipe's crops alone.
         saved = {**saved, "short_cycle_min_crop": now["short_cycle_min_crop"]}
-    if "spatial_coarsening" not in saved:  # a checkpoint from before the option: the reference's way
-        saved = {**saved, "spatial_coarsening": "rescale"}
+    for option, reference in (("spatial_coarsening", "rescale"), ("lr_scaling", "linear")):
+        if option not in saved:  # a checkpoint from before the option: the reference's way
+            saved = {**saved, option: reference}
     changed = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
     if changed:
         detail = "; ".join(f"{k}: checkpoint {a} vs now {b}" for k, (a, b) in changed.items())

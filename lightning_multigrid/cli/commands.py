@@ -12,8 +12,10 @@ from lightning_multigrid.schedule.config_checks import validate_stages
 from lightning_multigrid.schedule.lr import LrPolicy
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import (
+    DEFAULT_LR_SCALING,
     DEFAULT_SHORT_CYCLE_MIN_CROP,
     DEFAULT_SPATIAL_COARSENING,
+    LR_SCALING,
     SPATIAL_COARSENING,
     BaseRecipe,
 )
@@ -77,6 +79,9 @@ def _schedule_parser() -> argparse.ArgumentParser:
                    help="'rescale' (the reference: a smaller crop of a smaller frame, same field of view), "
                         "'crop' (a smaller crop at the base scale: full resolution, smaller field of view) or "
                         "'auto' ('crop' where a grid crops under 64 pixels, else 'rescale')")
+    p.add_argument("--lr-scaling", choices=LR_SCALING, default=DEFAULT_LR_SCALING,
+                   help="a long-cycle grid's LR as its batch factor b times the base ('linear', the reference) "
+                        "or sqrt(b) times ('sqrt'); 'auto': 'sqrt' where a grid crops under 64 pixels, else 'linear'")
     p.add_argument("--jitter-scales", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="baseline short-side rescale range (default: S0*8/7, S0*10/7)")
     # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
@@ -112,6 +117,7 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
                 eval_freq=args.eval_freq,
                 short_cycle_min_crop=args.short_cycle_min_crop,
                 spatial_coarsening=args.spatial_coarsening,
+                lr_scaling=args.lr_scaling,
                 jitter_scales=tuple(args.jitter_scales) if args.jitter_scales else None,
                 **{name: value for name in ("long_cycle_factors", "short_cycle_factors")
                    if (value := getattr(args, name)) is not None},

@@ -31,7 +31,7 @@ from lightning_multigrid.schedule.recipe import ClipShape
 
 from .clip_dataset import Split, VideoClipDataset
 from .frame_folders import find_videos
-from .list_file import read_list_file
+from .list_file import read_list_file, resolve_path
 from .record_index import RecordIndex, VideoRecord, root_prefix
 
 __all__ = [
@@ -53,11 +53,6 @@ DatasetFormat = Literal["csv", "folder", "ssv2", "charades"]
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
 #: How many missing paths a setup report lists.
 _REPORT_PATHS = 5
-
-
-def _resolve(root: Path, path: str | os.PathLike) -> Path:
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else root / path
 
 
 def _drop_missing(records: RecordIndex, source: str) -> RecordIndex:
@@ -101,7 +96,7 @@ class SplitFileDataset(VideoClipDataset):
         **options: Any,
     ) -> None:
         root = Path(root)
-        split_path = _resolve(root, split_file)
+        split_path = resolve_path(root, split_file)
         if not split_path.is_file():
             raise FileNotFoundError(f"split file {split_path} does not exist")
         records = RecordIndex.of(self.read_split(root, split_path, options), root_prefix(root))
@@ -170,7 +165,7 @@ class FolderVideoDataset(VideoClipDataset):
         classes: Sequence[str] | None = None,
         **options: Any,
     ) -> None:
-        directory = _resolve(Path(root), split_dir) if split_dir else Path(root)
+        directory = resolve_path(Path(root), split_dir) if split_dir else Path(root)
         if not directory.is_dir():
             raise FileNotFoundError(
                 f"video folder {directory} does not exist: the folder format reads <root>/<split folder>/<class>/"
@@ -249,7 +244,7 @@ class SSv2Dataset(SplitFileDataset):
     @staticmethod
     def _labels_path(root: Path, split_path: Path, labels_file: str | os.PathLike | None) -> Path:
         if labels_file is not None:
-            return _resolve(root, labels_file)
+            return resolve_path(root, labels_file)
         for name in ("labels.json", "something-something-v2-labels.json"):
             if (split_path.parent / name).is_file():
                 return split_path.parent / name

@@ -97,8 +97,14 @@ class _LineRule:
         self.first = False
         if label_id < 0:
             raise ValueError(f"{where}: label {label_id} is negative")
-        path_obj = Path(path).expanduser()
-        return str(path_obj if path_obj.is_absolute() else self.root / path_obj), label_id
+        return str(resolve_path(self.root, path)), label_id
+
+
+def resolve_path(root: Path, path: str | os.PathLike) -> Path:
+    """A listed path: ``~`` expanded, relative to ``root`` unless absolute. ``~name`` of an unknown
+    user stays literal, as the shell leaves it (``Path.expanduser`` raises there)."""
+    full = Path(os.path.expanduser(path))
+    return full if full.is_absolute() else root / full
 
 
 def read_list_file(split_path: Path, root: Path) -> RecordIndex:

@@ -4,7 +4,7 @@
   :class:`~lightning_multigrid.sampling.sampler.MultigridBatchSampler` (same workers, collate, pinning...),
   with this package's own distributed split so ``use_distributed_sampler=False`` works; it lives
   for the whole fit (:class:`MultigridDataLoader`);
-* :meth:`LoaderSource.precise_bn_loader`: batches at the epoch's base shape, no short cycle, for precise BN.
+* :meth:`LoaderSource.precise_bn_loader`: batches at a stage's base shape, no short cycle, for precise BN.
 """
 
 from __future__ import annotations
@@ -163,12 +163,14 @@ class LoaderSource:
                                               epoch=epoch, seed=self.seed, start_batch=start_batch)
         return MultigridDataLoader(self.dataset, batch_sampler=batch_sampler, **_loader_kwargs(self.template))
 
-    def precise_bn_loader(self, epoch: int, num_batches: int) -> DataLoader | None:
-        """Up to ``num_batches`` batches at ``epoch``'s base shape (no short cycle); ``None`` if the
-        dataset is smaller than one batch. The order is a pure function of ``(seed, epoch, rank)``."""
+    def precise_bn_loader(self, epoch: int, num_batches: int, shape_epoch: int | None = None) -> DataLoader | None:
+        """Up to ``num_batches`` batches at the base shape and batch of ``shape_epoch`` (default
+        ``epoch``; no short cycle); ``None`` if the dataset is smaller than one batch. The order is a
+        pure function of ``(seed, epoch, rank)``."""
         schedule, dataset, template = self.schedule, self.dataset, self.template
-        base_shape = schedule.base_shape(epoch)
-        batch_size = schedule.per_device_batch_size(epoch, self.world_size)
+        shape_epoch = epoch if shape_epoch is None else shape_epoch
+        base_shape = schedule.base_shape(shape_epoch)
+        batch_size = schedule.per_device_batch_size(shape_epoch, self.world_size)
         n = len(dataset)
         count = min(num_batches, n // batch_size)
         if count == 0:

@@ -101,6 +101,14 @@ def losing_regime_warnings(schedule: MultigridSchedule) -> list[str]:
             f"top-1 against the baseline (0.349 vs 0.691), and the same grids cut at the base scale, "
             f"spatial_coarsening='crop' (the default 'auto' here), gained 30 (0.994; benchmarks/README.md, issue 24)"
         )
+    top = max((stage.batch_factor for stage in schedule.stages), default=1) if r.long_cycle else 1
+    if (coarse or small) and r.lr_scaling == "linear" and top > 1:
+        warnings.append(
+            f"the long cycle scales the LR linearly with the batch factor, up to {top}x the base LR, on small "
+            f"clips (S0={r.crop_size}, lr_scaling='linear'). At S0=64 the coarsest grid's 8x diverged in its "
+            f"first epochs and left 3 training seeds of 5 far below the baseline; lr_scaling='sqrt' "
+            f"(the default 'auto' here, {top**0.5:.2g}x) trained all 5 (benchmarks/README.md, issue 24)"
+        )
     return warnings
 
 

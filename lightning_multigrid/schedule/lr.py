@@ -6,7 +6,8 @@ runs, so both follow the same rule:
 * ``step`` reproduces the reference: :meth:`MultigridSchedule.lr_factor`, piecewise constant over the
   schedule's LR milestones (``gamma**stage * b``);
 * ``cosine`` decays from 1 to ``cosine_end_factor`` over the multigrid epochs and keeps the long
-  cycle's linear scaling by the stage's batch factor (the reference silently dropped it);
+  cycle's scaling by the stage's batch factor (``BaseRecipe.lr_scaling``; the reference silently
+  dropped it);
 * warmup ramps linearly from ``warmup_start_factor`` to the scheduled value at ``warmup_epochs``
   (multigrid epochs, fractional allowed).
 """
@@ -51,7 +52,8 @@ class LrPolicy:
         stage = schedule.stage_at(min(int(epoch), schedule.max_epochs - 1))
         progress = min(max(epoch / schedule.max_epochs, 0.0), 1.0)
         end = self.cosine_end_factor
-        return stage.batch_factor * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress)))
+        scale = schedule.recipe.lr_batch_scale(stage.batch_factor)
+        return scale * (end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 #: The reference's rule (step, no warmup), the default wherever a policy is optional.

@@ -124,20 +124,21 @@ class MultigridSchedule:
         self.stages = stages
         self.max_epochs = stages[-1].end_epoch
 
-        # Relative LR: gamma**lr_stage times the long-cycle base batch factor (linear scaling);
+        # Relative LR: gamma**lr_stage times the long-cycle base batch factor (linear scaling, or its
+        # square root with lr_scaling="sqrt");
         # the fine-tuning phase is halved: the first half keeps the previous relative LR.
         # The first half of fine-tuning takes the LR of the last long-cycle grid of the last LR
         # stage, gamma**(L-1) * b, as the reference does, even when that stage rounded to 0 epochs
         # and was dropped (taking the last *kept* stage's LR would double it in the SSv2 recipe).
-        last_grid_factor = r.gamma ** (len(r.steps) - 2) * grids[-1][-1][0]
+        last_grid_factor = r.gamma ** (len(r.steps) - 2) * r.lr_batch_scale(grids[-1][-1][0])
         segments: list[tuple[int, float]] = []
         for stage in stages:
-            factor = r.gamma**stage.lr_stage * stage.batch_factor
+            factor = r.gamma**stage.lr_stage * r.lr_batch_scale(stage.batch_factor)
             if stage.is_finetune:
                 midpoint = (stage.start_epoch + stage.end_epoch) // 2
                 segments.append((stage.start_epoch, last_grid_factor))
                 # The fine-tuning stage's own lr_stage is the number of baseline LR stages.
-                segments.append((midpoint, r.gamma**stage.lr_stage * stage.batch_factor))
+                segments.append((midpoint, r.gamma**stage.lr_stage * r.lr_batch_scale(stage.batch_factor)))
             else:
                 segments.append((stage.start_epoch, factor))
         # Drop empty segments (a 1-epoch fine-tuning phase has an empty first half).

@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_LONG_CYCLE_FACTORS",
     "DEFAULT_SHORT_CYCLE_FACTORS",
     "DEFAULT_SHORT_CYCLE_MIN_CROP",
+    "DEFAULT_SPATIAL_COARSENING",
+    "DEFAULT_LR_SCALING",
     "MIN_CROP_SIZE",
     "BaseRecipe",
     "Stage",
@@ -44,6 +46,11 @@ DEFAULT_SHORT_CYCLE_MIN_CROP = 64
 SPATIAL_COARSENING = ("rescale", "crop", "auto")
 #: The callback's and the schedule command's default (BaseRecipe's own stays the reference's "rescale").
 DEFAULT_SPATIAL_COARSENING: Final = "auto"
+#: How a long-cycle grid's LR follows its batch factor b (BaseRecipe.lr_scaling): "linear" (b, the
+#: reference's), "sqrt" (sqrt(b)); "auto" (the callback's default) resolves when the recipe is built.
+LR_SCALING = ("linear", "sqrt", "auto")
+#: The callback's and the schedule command's default (BaseRecipe's own stays the reference's "linear").
+DEFAULT_LR_SCALING: Final = "auto"
 
 @dataclass(frozen=True)
 class BaseRecipe:
@@ -77,6 +84,12 @@ class BaseRecipe:
             where a grid in use crops fewer than :data:`DEFAULT_SHORT_CYCLE_MIN_CROP` pixels (S0 < 90
             with the default long-cycle factors), else ``"rescale"``; the built recipe holds the resolved value.
             The schedule arithmetic (batch sizes, epochs, LR) is the same either way.
+        lr_scaling: how a long-cycle grid's relative LR follows its batch factor ``b``: ``"linear"``
+            (the reference: ``b``, the linear-scaling rule) or ``"sqrt"`` (``sqrt(b)``: 2.83x instead
+            of 8x on the coarsest grid). ``"auto"``: ``"sqrt"`` where a grid in use crops fewer than
+            :data:`DEFAULT_SHORT_CYCLE_MIN_CROP` pixels (the small-clip regime where it was measured),
+            else ``"linear"``; the built recipe holds the resolved value. Batch sizes and epochs are
+            the same either way.
     """
 
     steps: Sequence[int]
@@ -96,6 +109,7 @@ class BaseRecipe:
     eval_freq: int = 3
     short_cycle_min_crop: int = 0
     spatial_coarsening: str = "rescale"
+    lr_scaling: str = "linear"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
@@ -110,11 +124,16 @@ class BaseRecipe:
         else:
             object.__setattr__(self, "jitter_scales", tuple(int(j) for j in self.jitter_scales))
         self._validate()
+        small_clips = any(self.small_crops())
         if self.spatial_coarsening == "auto":
             # Below the floor a frame rescaled by S / S0 loses detail that the full resolution shows
             # (issue 24: on a task whose classes are stripes 3-4.5 px apart, the long cycle's 45-pixel
             # rescaled grids cost 34 points of test top-1 at S0=64; cut at the base scale they gained 30).
-            object.__setattr__(self, "spatial_coarsening", "crop" if any(self.small_crops()) else "rescale")
+            object.__setattr__(self, "spatial_coarsening", "crop" if small_clips else "rescale")
+        if self.lr_scaling == "auto":
+            # Issue 24, S0=64: at 8x the base LR the coarsest grid's first epochs diverged and left
+            # 3 seeds of 5 at or near chance for the whole run; at sqrt(8)x all 5 learned.
+            object.__setattr__(self, "lr_scaling", "sqrt" if small_clips else "linear")
 
     def small_crops(self, floor: int = DEFAULT_SHORT_CYCLE_MIN_CROP) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The distinct crop sides under ``floor`` pixels that the grids in use take, sorted:
@@ -123,6 +142,10 @@ class BaseRecipe:
             return tuple(sorted({c for f in factors if (c := round(self.crop_size * f)) < floor}))
 
         return under(sf for _, sf in self.long_cycle_factors) if self.long_cycle else (), under(self.short_cycle_crop_factors)
+
+    def lr_batch_scale(self, batch_factor: int) -> float:
+        """The relative LR a long-cycle batch factor brings (:attr:`lr_scaling`)."""
+        return float(batch_factor) if self.lr_scaling == "linear" else math.sqrt(batch_factor)
 
     def _validate(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -152,6 +175,8 @@ class BaseRecipe:
             raise bad("short_cycle_min_crop", f"must be an integer >= 0, got {self.short_cycle_min_crop!r}")
         if self.spatial_coarsening not in SPATIAL_COARSENING:
             raise bad("spatial_coarsening", f"must be one of {SPATIAL_COARSENING}, got {self.spatial_coarsening!r}")
+        if self.lr_scaling not in LR_SCALING:
+            raise bad("lr_scaling", f"must be one of {LR_SCALING}, got {self.lr_scaling!r}")
         if self.crop_size < MIN_CROP_SIZE:
             raise bad("crop_size", f"must be at least {MIN_CROP_SIZE}, got {self.crop_size}")
         if not 0 < self.gamma <= 1:
