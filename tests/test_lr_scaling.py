@@ -95,3 +95,17 @@ def test_checkpoints_from_before_the_option_resume_as_linear():
     _check_resumed_recipe(old, recipe)  # the reference's rule, as before the option
     with pytest.raises(ValueError, match="lr_scaling"):
         _check_resumed_recipe(old, BaseRecipe(**SMALL, lr_scaling="sqrt"))
+
+
+def test_few_steps_on_the_coarsest_grid_are_warned_about():
+    from lightning_multigrid.schedule.config_checks import FEW_STEPS_PER_EPOCH, validate_stages
+
+    s = MultigridSchedule(BaseRecipe(**SMALL, lr_scaling="sqrt"))
+    # 192 clips at the coarsest grid's batch 8 x 4 = 32: 6 iterations an epoch (the demo task's 192-clip setting).
+    assert s.global_batch_size(0) == 32 and FEW_STEPS_PER_EPOCH == 8
+    warned = [w for w in validate_stages(s, num_samples=192) if "iterations an epoch" in w]
+    assert len(warned) == 1 and "gets 6 iterations" in warned[0] and "192 clips per device at batch 32" in warned[0]
+    assert not [w for w in validate_stages(s, num_samples=288) if "iterations an epoch" in w]  # 9: the demo
+    assert [w for w in validate_stages(s, num_samples=255) if "iterations an epoch" in w]  # 7 iterations
+    assert not [w for w in validate_stages(s, num_samples=256) if "iterations an epoch" in w]  # 8: at the bar
+    assert not [w for w in validate_stages(s) if "iterations an epoch" in w]  # unknown data size: no claim

@@ -77,7 +77,29 @@ def validate_stages(
         if requirements is not None:
             for shape in schedule.clip_shapes(stage.start_epoch):
                 check_clip_shape(requirements, shape.num_frames, shape.crop_size, where)
+    if per_rank is not None and schedule.recipe.long_cycle:
+        warnings += _few_steps_warning(schedule, per_rank, world_size)
     return warnings
+
+
+#: Iterations an epoch on the coarsest grid under which multigrid was measured to lose accuracy
+#: (issue 24, demo task at S0=64: 6 lost 7-10 points at lr_scaling='sqrt'; 9 (the demo) and 18 under 1).
+FEW_STEPS_PER_EPOCH = 8
+
+
+def _few_steps_warning(schedule: MultigridSchedule, per_rank: int, world_size: int) -> list[str]:
+    first = schedule.stages[0]
+    steps = batches_per_epoch(per_rank, schedule.epoch_batch_sizes(first.start_epoch, world_size), drop_last=True)
+    if steps >= FEW_STEPS_PER_EPOCH:
+        return []
+    return [
+        f"the coarsest grid {schedule.describe_stage(first)} gets {steps} iterations an epoch ({per_rank} clips "
+        f"per device at batch {schedule.per_device_batch_size(first.start_epoch, world_size)}). With 6 (192 "
+        f"clips, S0=64) multigrid ended 7-10 points below the baseline at lr_scaling='sqrt' and 2-3 above it at "
+        f"'linear', which collapsed on a harder task; 9 and 18 lost under 1 point (benchmarks/README.md, issue 24). "
+        f"Below {FEW_STEPS_PER_EPOCH} iterations an epoch use more data or a smaller batch_size, or try "
+        f"lr_scaling='linear' and watch the first epochs' validation"
+    ]
 
 
 def losing_regime_warnings(schedule: MultigridSchedule) -> list[str]:
