@@ -87,14 +87,16 @@ def test_callback_and_schedule_command_share_the_default_auto():
     assert first_lr() == pytest.approx([math.sqrt(8)])  # 'auto' at S0=64
 
 
-def test_checkpoints_from_before_the_option_resume_as_linear():
+@pytest.mark.parametrize("field, reference, other", [("lr_scaling", "linear", "sqrt"),
+                                                     ("spatial_coarsening", "rescale", "crop")])
+def test_checkpoints_from_before_an_option_resume_as_the_reference(field, reference, other):
     from lightning_multigrid.callback.run import _check_resumed_recipe, recipe_state
 
-    recipe = BaseRecipe(**SMALL)
-    old = {k: v for k, v in recipe_state(recipe).items() if k != "lr_scaling"}
-    _check_resumed_recipe(old, recipe)  # the reference's rule, as before the option
-    with pytest.raises(ValueError, match="lr_scaling"):
-        _check_resumed_recipe(old, BaseRecipe(**SMALL, lr_scaling="sqrt"))
+    settings = {**SMALL, field: reference}
+    old = {k: v for k, v in recipe_state(BaseRecipe(**settings)).items() if k != field}
+    _check_resumed_recipe(old, BaseRecipe(**settings))  # the reference's rule, as before the option
+    with pytest.raises(ValueError, match=field):
+        _check_resumed_recipe(old, BaseRecipe(**{**settings, field: other}))
 
 
 def test_few_steps_on_the_coarsest_grid_are_warned_about():

@@ -88,13 +88,3 @@ def test_auto_is_crop_only_where_a_grid_crops_under_64_pixels():
     assert resolved(long_cycle=False) == "rescale"  # short cycle floored away: only base crops
     assert resolved(long_cycle=False, short_cycle_min_crop=0) == "crop"  # short-cycle crops 32 and 45
     assert BaseRecipe(**K400, spatial_coarsening="auto").spatial_coarsening == "rescale"  # 112, 158: the paper's
-
-
-def test_checkpoints_from_before_the_option_resume_as_rescale():
-    from lightning_multigrid.callback.run import _check_resumed_recipe, recipe_state
-
-    recipe = BaseRecipe(**SMALL)
-    old = {k: v for k, v in recipe_state(recipe).items() if k != "spatial_coarsening"}
-    _check_resumed_recipe(old, recipe)  # the reference's way, as before the option
-    with pytest.raises(ValueError, match="spatial_coarsening"):
-        _check_resumed_recipe(old, BaseRecipe(**SMALL, spatial_coarsening="crop"))
