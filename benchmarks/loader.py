@@ -65,21 +65,28 @@ STORES = (("frames", [], "folders"), ("frames+half", ["half"], "folders"), ("pac
 # --------------------------------------------------------------------------------------------
 # Grids
 # --------------------------------------------------------------------------------------------
-def demo_schedule() -> tuple[MultigridSchedule, dict[str, Any]]:
-    """The schedule of ``benchmarks/speedup.py``'s default (demo) recipe, and that recipe's options."""
+def demo_schedule(short_side: int | None = None) -> tuple[MultigridSchedule, dict[str, Any]]:
+    """The schedule of ``benchmarks/speedup.py``'s default (demo) recipe, and that recipe's options.
+
+    With ``short_side`` (stored frames larger than the demo's), S0 and the jitter are scaled so that S0
+    is 224/256 of it (Kinetics' ratio) and the package's defaults choose the grids at that S0, as they
+    would for a real recipe: 320x240 sources give S0 = 210 and the reference's grids, both cycles.
+    """
     import speedup  # noqa: PLC0415 - sibling scripts, imported for their defaults only
     import speedup_run  # noqa: PLC0415
 
     args = speedup.build_parser().parse_args([])
+    scale = 1.0 if short_side in (None, args.crop_size) else short_side * 224 / 256 / args.crop_size
+    jitter = tuple(round(j * scale) for j in args.jitter_scales)
     cfg = speedup_run.RunConfig(
         kind="multigrid", data_dir="", model=args.model, num_classes=args.num_classes, num_frames=args.num_frames,
-        crop_size=args.crop_size, sampling_rate=args.sampling_rate, batch_size=args.batch_size, epochs=args.epochs,
-        steps=list(args.steps), gamma=args.gamma, lr=args.lr, warmup_epochs=args.warmup_epochs,
+        crop_size=round(args.crop_size * scale), sampling_rate=args.sampling_rate, batch_size=args.batch_size,
+        epochs=args.epochs, steps=list(args.steps), gamma=args.gamma, lr=args.lr, warmup_epochs=args.warmup_epochs,
         weight_decay=args.weight_decay, bn_base_size=args.bn_base_size, precise_bn_batches=0, eval_freq=args.eval_freq,
         devices=1, accelerator="cpu", num_workers=0, threads=None, decoder=args.decoder, seed=0,
-        test_num_clips=1, test_num_crops=1, jitter_scales=list(args.jitter_scales),
+        test_num_clips=1, test_num_crops=1, jitter_scales=list(jitter),
     )
-    recipe = speedup_run.make_recipe(cfg, jitter_scales=tuple(args.jitter_scales))
+    recipe = speedup_run.make_recipe(cfg, jitter_scales=jitter)
     return MultigridSchedule(recipe), {"model": args.model, "num_classes": args.num_classes,
                                        "video_frames": args.video_frames, "video_size": args.video_size}
 
@@ -94,23 +101,6 @@ def schedule_grids(schedule: MultigridSchedule) -> list[dict[str, Any]]:
                               schedule.jitter_range(slot.crop_size))
             grids.setdefault((shape, batch), {"shape": shape, "batch_size": batch})
     return sorted(grids.values(), key=lambda g: (g["shape"].num_frames * g["shape"].crop_size ** 2, -g["batch_size"]))
-
-
-def scaled_grids(grids: list[dict[str, Any]], crop_size: int, short_side: int) -> list[dict[str, Any]]:
-    """The grids with crops and jitter scaled so that S0 is 224/256 of ``short_side`` (Kinetics' ratio).
-
-    The demo recipe (S0 = 64 on 64 px videos) meets larger sources this way at the sizes a real
-    recipe would ask of them; batches stay.
-    """
-    scale = short_side * 224 / 256 / crop_size
-    out = []
-    for grid in grids:
-        shape = grid["shape"]
-        jitter = shape.jitter_range or (shape.crop_size, shape.crop_size)
-        out.append({"shape": dataclasses.replace(shape, crop_size=round(shape.crop_size * scale),
-                                         jitter_range=(round(jitter[0] * scale), round(jitter[1] * scale))),
-                    "batch_size": grid["batch_size"]})
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two grids, few clips, PyAV and frames only (a test runs it)")
     parser.add_argument("--video-size", default=None,
-                        help="source WIDTHxHEIGHT (default: the demo's); other sizes scale the grids (see scaled_grids)")
+                        help="source WIDTHxHEIGHT (default: the demo's); other sizes scale the recipe (see demo_schedule)")
     parser.add_argument("--frames-short-side", type=int, default=None, help="prepare's --short-side (default: source size)")
     parser.add_argument("--decoders", nargs="+", default=["pyav", "decord"], help="video decoders to compare")
     parser.add_argument("--inputs", nargs="+", default=None,
@@ -286,12 +276,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a loader worker's setting; the compute rate uses it too (see meta)
     started = time.perf_counter()
-    schedule, demo = demo_schedule()
-    grids = schedule_grids(schedule)
+    _, demo = demo_schedule()
     size = parse_size(args.video_size or demo["video_size"])
     stored_short = min(args.frames_short_side or min(size), min(size))
-    if stored_short != schedule.recipe.crop_size:  # sources larger than the demo's: real-recipe sizes
-        grids = scaled_grids(grids, schedule.recipe.crop_size, stored_short)
+    schedule, _ = demo_schedule(stored_short)  # sources larger than the demo's: real-recipe sizes
+    grids = schedule_grids(schedule)
     decoders, workers, clips, iterations = args.decoders, args.workers, args.clips, 5
     if args.quick:
         grids, decoders, workers, clips, iterations = [grids[0], grids[-1]], ["pyav"], [0], 8, 1

@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     src = make_synthetic_dataset(args.data_dir / f"videos_{width}x{height}", num_classes=4,
                                  videos_per_class=args.videos_per_class, size=(width, height),
                                  num_frames=args.frames, fps=30, seed=0)
-    schedule, _ = loader.demo_schedule()
-    grids = loader.scaled_grids(loader.schedule_grids(schedule), schedule.recipe.crop_size, short)
+    schedule, _ = loader.demo_schedule(short)
+    grids = loader.schedule_grids(schedule)
     listed = [line.rsplit(" ", 1)[0] for line in (src / "train.csv").read_text().split("\n") if line]
     source_bytes = sum((src / p).stat().st_size for p in listed)
     rows = []

@@ -37,6 +37,18 @@ def test_grids_are_the_demo_schedule() -> None:
         assert 0.5 < ratio < 2.0, g
 
 
+def test_320x240_sources_measure_the_k400_grids_of_issue_20() -> None:
+    # Issue 20's table: the K400 recipe's grids on 320x240 sources, both cycles (S0 = 210 keeps every
+    # short-cycle crop over the 64 px floor), coarsest first in pixels per clip.
+    bench = _load("loader")
+    schedule, _ = bench.demo_schedule(240)
+    grids = {(g["shape"].num_frames, g["shape"].crop_size, g["batch_size"]) for g in bench.schedule_grids(schedule)}
+    assert grids == {(16, 210, 4), (8, 210, 8), (16, 148, 8), (16, 105, 16), (8, 148, 16), (8, 105, 32),
+                     (4, 148, 32), (4, 105, 64)}
+    coarse = bench.schedule_grids(schedule)[0]["shape"]
+    assert coarse.jitter_range == (105, 236)  # spec section 5: [round(j_min * S / S0), j_max]
+
+
 @pytest.mark.usefixtures("single_torch_thread")
 def test_quick_run_reports_every_grid_input_and_stage(tmp_path: Path) -> None:
     bench = _load("loader")

@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kind", default="multigrid")
     p.add_argument("--kwargs", default="{}")
-    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune | lr_cap=F")
+    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune | lr_cap=F | lr_sqrt | sqrt_first_stage")
     p.add_argument("--warmup", type=float, default=None, help="multigrid warmup epochs (default: the benchmark's)")
     p.add_argument("--tag", required=True)
     p.add_argument("--task", default="actions")
@@ -93,6 +93,14 @@ def main() -> None:
             k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
             self.lr_factors = [g**ki * (f / g**ki) ** 0.5 for ki, f in zip(k, self.lr_factors)]
         MultigridSchedule._build_long_cycle = sqrt_scaled  # type: ignore[method-assign]
+    elif a.patch == "sqrt_first_stage":  # run with lr_scaling='linear': sqrt(b) in LR stage 0 only
+        build_first = MultigridSchedule._build_long_cycle
+
+        def first_stage_sqrt(self):  # type: ignore[no-untyped-def]
+            build_first(self)
+            k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
+            self.lr_factors = [f**0.5 if ki == 0 else f for ki, f in zip(k, self.lr_factors)]
+        MultigridSchedule._build_long_cycle = first_stage_sqrt  # type: ignore[method-assign]
     elif a.patch.startswith("lr_cap="):
         cap, lr_factor = float(a.patch.partition("=")[2]), MultigridSchedule.lr_factor
         MultigridSchedule.lr_factor = lambda self, epoch: min(lr_factor(self, epoch), cap)  # type: ignore[method-assign]
