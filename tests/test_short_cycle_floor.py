@@ -147,6 +147,9 @@ def test_callback_warns_in_the_losing_regime_and_the_default_trains_base_crops_o
     assert default.schedule is not None and default.schedule.recipe.short_cycle_crop_factors == ()
     # Every training batch has its stage's base crop.
     assert all(r["S"] == default.schedule.stage_at(r["epoch"]).crop_size for r in trained.records)
+    # A toy run is a short run: the warning states the iterations the Trainer then trains.
+    short = [str(w.message) for w in caught if "the multigrid schedule trains" in str(w.message)]
+    assert len(short) == 1 and f"trains {len(trained.records)} iterations (" in short[0], short
 
 
 def test_checkpoints_from_before_the_floor_resume_where_it_changes_nothing():
