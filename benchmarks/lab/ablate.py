@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kind", default="multigrid")
     p.add_argument("--kwargs", default="{}")
-    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune | lr_cap=F | lr_sqrt | sqrt_first_stage")
+    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune | lr_cap=F | batch_cap=N | lr_sqrt | sqrt_first_stage")
     p.add_argument("--warmup", type=float, default=None, help="multigrid warmup epochs (default: the benchmark's)")
     p.add_argument("--tag", required=True)
     p.add_argument("--task", default="actions")
@@ -75,32 +75,15 @@ def main() -> None:
         cb.MultigridCallback = functools.partial(original, **extra)  # type: ignore[misc]
     if a.patch.startswith("batch_cap="):
         import dataclasses
-        bcap, build = int(a.patch.partition("=")[2]), MultigridSchedule._build_long_cycle
+        bcap = int(a.patch.partition("=")[2])
 
-        def capped(self):  # type: ignore[no-untyped-def]
-            build(self)
+        def cap_batches(self):  # type: ignore[no-untyped-def]
             self.stages = [dataclasses.replace(s, batch_factor=min(s.batch_factor, bcap)) for s in self.stages]
-            g = self.recipe.gamma
-            k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
-            self.lr_factors = [g**ki * min(f / g**ki, bcap) for ki, f in zip(k, self.lr_factors)]
-        MultigridSchedule._build_long_cycle = capped  # type: ignore[method-assign]
+        patch_lr_factors(MultigridSchedule, lambda g, k, f: g**k * min(f / g**k, bcap), before=cap_batches)
     elif a.patch == "lr_sqrt":  # square-root instead of linear scaling by the batch factor
-        build_sqrt = MultigridSchedule._build_long_cycle
-
-        def sqrt_scaled(self):  # type: ignore[no-untyped-def]
-            build_sqrt(self)
-            g = self.recipe.gamma
-            k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
-            self.lr_factors = [g**ki * (f / g**ki) ** 0.5 for ki, f in zip(k, self.lr_factors)]
-        MultigridSchedule._build_long_cycle = sqrt_scaled  # type: ignore[method-assign]
+        patch_lr_factors(MultigridSchedule, lambda g, k, f: g**k * (f / g**k) ** 0.5)
     elif a.patch == "sqrt_first_stage":  # run with lr_scaling='linear': sqrt(b) in LR stage 0 only
-        build_first = MultigridSchedule._build_long_cycle
-
-        def first_stage_sqrt(self):  # type: ignore[no-untyped-def]
-            build_first(self)
-            k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
-            self.lr_factors = [f**0.5 if ki == 0 else f for ki, f in zip(k, self.lr_factors)]
-        MultigridSchedule._build_long_cycle = first_stage_sqrt  # type: ignore[method-assign]
+        patch_lr_factors(MultigridSchedule, lambda g, k, f: f**0.5 if k == 0 else f)
     elif a.patch.startswith("lr_cap="):
         cap, lr_factor = float(a.patch.partition("=")[2]), MultigridSchedule.lr_factor
         MultigridSchedule.lr_factor = lambda self, epoch: min(lr_factor(self, epoch), cap)  # type: ignore[method-assign]
@@ -126,6 +109,20 @@ def main() -> None:
     with open(a.out, "a") as f:
         f.write(json.dumps(row) + "\n")
     print("RESULT", json.dumps(row), flush=True)
+
+
+def patch_lr_factors(schedule_cls, transform, before=None) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite each long-cycle LR segment's factor as ``transform(gamma, lr_stage, factor)`` after the
+    schedule builds it (``before`` may change the stages first)."""
+    build = schedule_cls._build_long_cycle
+
+    def patched(self):  # type: ignore[no-untyped-def]
+        build(self)
+        if before is not None:
+            before(self)
+        k = [next(s.lr_stage for s in self.stages if s.start_epoch <= m < s.end_epoch) for m in self.lr_milestones]
+        self.lr_factors = [transform(self.recipe.gamma, ki, f) for ki, f in zip(k, self.lr_factors)]
+    schedule_cls._build_long_cycle = patched
 
 
 def trace_iterations(path: str) -> None:
