@@ -36,6 +36,7 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/lab/results.jsonl")
     p.add_argument("--bn-base-size", type=int, default=None, help="default: the benchmark's")
     p.add_argument("--trace", default="", help="JSONL of per-iteration loss, LR and gradient norm")
+    p.add_argument("--clip", type=float, default=None, help="Trainer(gradient_clip_val=...), by norm")
     a = p.parse_args()
     data_dir = f"data/issue24_{a.task}_c{a.num_classes}_v{a.videos_per_class}_x{a.extra_test}"
     # The data seed is always 0 (the same videos for every training seed).
@@ -99,9 +100,16 @@ def main() -> None:
         MultigridSchedule.short_cycle_slots = slots  # type: ignore[method-assign]
     if a.trace:
         trace_iterations(a.trace)
+    if a.clip is not None:
+        trainer_cls = speedup_run.pl.Trainer
+
+        class ClippedTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+            def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                super().__init__(*args, gradient_clip_val=a.clip, **kwargs)
+        speedup_run.pl.Trainer = ClippedTrainer
     start = time.time()
     r = speedup_run.run_training(cfg)
-    row = {"tag": a.tag, "task": a.task, "lr": a.lr, "kind": a.kind, "kwargs": extra, "patch": a.patch, "warmup": cfg.warmup_epochs, "vpc": a.videos_per_class,
+    row = {"tag": a.tag, "task": a.task, "lr": a.lr, "kind": a.kind, "kwargs": extra, "patch": a.patch, "clip": a.clip, "warmup": cfg.warmup_epochs, "vpc": a.videos_per_class,
            "epochs": a.epochs, "steps": a.steps, "seed": a.seed, "test_top1": r.get("test_top1"),
            "final_val": r.get("final_val_top1"), "iterations": r.get("iterations"), "train_s": r.get("train_s"),
            "wall_s": time.time() - start, "num_train": r.get("num_train_clips"),
