@@ -42,7 +42,8 @@ __all__ = ["REFERENCE", "VARIANTS", "Setting", "main", "train_once"]
 
 _CHILD_FLAG = "--_run"
 #: The reference schedule (PySlowFast): the short cycle in every stage, whatever the clip size.
-REFERENCE: dict[str, Any] = {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", "lr_scaling": "linear"}
+REFERENCE: dict[str, Any] = {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", "lr_scaling": "linear",
+                             "max_batch_factor": None}
 #: Callback arguments per variant (``None``: the baseline, no callback).
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "baseline": None,

@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         accelerator=args.accelerator, num_workers=args.num_workers, threads=args.threads, decoder=args.decoder,
         seed=args.seed, test_num_clips=args.test_clips, test_num_crops=args.test_crops, verbose=not args.quiet,
     )
-    schedule = MultigridSchedule(make_recipe(cfg))  # validates the recipe before any training
+    schedule = MultigridSchedule(make_recipe(cfg, num_samples=num_train))  # validates the recipe before any training
     cfg.eval_epochs = _baseline_eval_epochs(cfg.epochs, len(schedule.eval_epochs()))
     log(f"data: {data_dir} ({num_train} training clips, {num_classes} classes)"
         + (f", generated in {data_info['generation_s']:.1f}s" if data_info.get("generated") else ""))

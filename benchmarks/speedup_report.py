@@ -46,7 +46,7 @@ def time_budget(run: dict[str, Any] | None, grids: list[dict[str, Any]] | None) 
 
 
 def speedups(args: argparse.Namespace, cfg: RunConfig, num_train: int, base: dict | None, mg: dict | None) -> dict[str, Any]:
-    schedule = MultigridSchedule(make_recipe(cfg, epoch_factor=1.5))
+    schedule = MultigridSchedule(make_recipe(cfg, num_samples=num_train, epoch_factor=1.5))
     world = cfg.devices
     out: dict[str, Any] = {
         "theoretical_speedup": schedule.theoretical_speedup(num_train, world),

@@ -6,6 +6,7 @@ trains (and tests) once and returns the measurements of :class:`~speedup_monitor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_schedule import BaselineSchedule  # noqa: E402 - benchmarks/ sibling modules
 from speedup_monitor import RunMonitor  # noqa: E402
 
+from lightning_multigrid.schedule.config_checks import short_run_batch_cap  # noqa: E402
 from lightning_multigrid.schedule.recipe import (  # noqa: E402
     DEFAULT_LR_SCALING,
     DEFAULT_SHORT_CYCLE_MIN_CROP,
@@ -69,9 +71,11 @@ class RunConfig:
     verbose: bool = True
 
 
-def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = True, **changes: Any) -> BaseRecipe:
-    """The :class:`BaseRecipe` the callback derives from ``cfg`` (global batch = per-device x devices)."""
-    return BaseRecipe(
+def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = True, num_samples: int | None = None,
+                **changes: Any) -> BaseRecipe:
+    """The :class:`BaseRecipe` the callback derives from ``cfg`` (global batch = per-device x devices);
+    with ``num_samples`` (training clips), its ``max_batch_factor="auto"`` cap too, unless ``changes`` set one."""
+    recipe = BaseRecipe(
         steps=cfg.steps,
         max_epochs=cfg.epochs,
         num_frames=cfg.num_frames,
@@ -88,6 +92,9 @@ def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = Tru
         **{"short_cycle_min_crop": DEFAULT_SHORT_CYCLE_MIN_CROP, "spatial_coarsening": DEFAULT_SPATIAL_COARSENING,
            "lr_scaling": DEFAULT_LR_SCALING, **changes},
     )
+    if num_samples is None or "max_batch_factor" in changes:
+        return recipe
+    return dataclasses.replace(recipe, max_batch_factor=short_run_batch_cap(recipe, num_samples, cfg.devices))
 
 
 def run_training(cfg: RunConfig) -> dict[str, Any]:

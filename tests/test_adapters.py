@@ -47,7 +47,7 @@ def _check_schedule_followed(records):
 
 
 def _fit(module, **kw):
-    cb = MultigridCallback(short_cycle_min_crop=0, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1, **kw)
+    cb = MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1, **kw)
     pl.Trainer(max_epochs=5, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
                enable_checkpointing=False, num_sanity_val_steps=0, callbacks=[cb]).fit(module)
     return cb

@@ -28,7 +28,7 @@ def make_callback(**kw):
     kw.setdefault("bn_base_size", 2)
     kw.setdefault("precise_bn_batches", 2)
     kw.setdefault("lr_scaling", "linear")  # the spec's LR (the default at S0=64 is sqrt)
-    return MultigridCallback(short_cycle_min_crop=0, steps=STEPS, **kw)
+    return MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=STEPS, **kw)
 
 
 # The toy recipe (T0=8, S0=64, B0=2, steps [0,2,4], 5 baseline epochs) by hand from the spec:
@@ -144,7 +144,7 @@ def _validated_epochs(cb, **trainer_kw):
 
 def test_eval_epochs_follow_schedule():
     # A budget large enough for every validation (the allocation itself is tested in test_callback_setup).
-    cb = MultigridCallback(short_cycle_min_crop=0, steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
+    cb = MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
     evaluated, bn_updates = _validated_epochs(cb)
     assert evaluated == LONG_EVALS
     assert bn_updates == LONG_EVALS  # precise BN only where a validation follows
@@ -152,7 +152,7 @@ def test_eval_epochs_follow_schedule():
 
 def test_check_val_every_n_epoch_thins_the_schedule_and_keeps_the_final_epoch():
     # A budget large enough for every validation (the allocation itself is tested in test_callback_setup).
-    cb = MultigridCallback(short_cycle_min_crop=0, steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
+    cb = MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=LONG_STEPS, bn_base_size=2, precise_bn_batches=1, precise_bn_budget=1.0)
     evaluated, bn_updates = _validated_epochs(cb, check_val_every_n_epoch=2)
     # Every 2nd eval epoch, plus the final epoch (17) which is always validated.
     assert evaluated == bn_updates == [2, 4, 6, 10, 12, 14, 17]

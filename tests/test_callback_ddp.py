@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_ddp_ranks_agree_and_cover_the_epoch(tmp_path, use_distributed_sampler):
     record = tmp_path / "records.jsonl"
     module = ToyModule(dataset_size=64, batch_size=2, record_path=str(record))
-    cb = MultigridCallback(short_cycle_min_crop=0, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=2)
+    cb = MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=2)
     trainer = pl.Trainer(
         max_epochs=5, accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
@@ -65,7 +65,7 @@ def _ddp_fit(tmp_path, name, extra=(), ckpt_path=None, every_n_train_steps=None)
     trainer = pl.Trainer(
         max_epochs=5, accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        callbacks=[MultigridCallback(short_cycle_min_crop=0, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=2), ckpt, *extra],
+        callbacks=[MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=2), ckpt, *extra],
     )
     try:
         trainer.fit(module, ckpt_path=ckpt_path)

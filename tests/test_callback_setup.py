@@ -26,7 +26,7 @@ def _callback(**kw):
     kw.setdefault("bn_base_size", 2)
     kw.setdefault("precise_bn_batches", 1)
     # The reference schedule, as a BaseRecipe built with its own defaults gives it.
-    return MultigridCallback(short_cycle_min_crop=0, spatial_coarsening="rescale", steps=[0, 2, 4], **kw)
+    return MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, spatial_coarsening="rescale", steps=[0, 2, 4], **kw)
 
 
 def test_unset_max_epochs_is_refused():

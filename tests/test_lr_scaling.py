@@ -88,7 +88,8 @@ def test_callback_and_schedule_command_share_the_default_auto():
 
 
 @pytest.mark.parametrize("field, reference, other", [("lr_scaling", "linear", "sqrt"),
-                                                     ("spatial_coarsening", "rescale", "crop")])
+                                                     ("spatial_coarsening", "rescale", "crop"),
+                                                     ("max_batch_factor", None, 4)])
 def test_checkpoints_from_before_an_option_resume_as_the_reference(field, reference, other):
     from lightning_multigrid.callback.run import _check_resumed_recipe, recipe_state
 

@@ -32,7 +32,7 @@ def _trainer(*callbacks, **kw):
 
 def _callback():
     # The reference's schedule and LR (the defaults at S0=64 floor the short cycle and take sqrt(b)).
-    return MultigridCallback(short_cycle_min_crop=0, lr_scaling="linear", steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1)
+    return MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, lr_scaling="linear", steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1)
 
 
 def test_callback_trains_the_schedule_under_lightning_pytorch():
@@ -89,7 +89,7 @@ def test_video_classifier_and_datamodule_under_lightning_pytorch(tmp_path):
                            num_frames=8, crop_size=64, sampling_rate=2, batch_size=2, num_workers=0)
     model = VideoClassifier("x3d_tiny", num_classes=4)
     assert isinstance(model, L.LightningModule) and isinstance(data, L.LightningDataModule)
-    trainer = _trainer(MultigridCallback(short_cycle_min_crop=0, steps=[0, 1], bn_base_size=2, precise_bn_batches=1), max_epochs=2,
+    trainer = _trainer(MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=[0, 1], bn_base_size=2, precise_bn_batches=1), max_epochs=2,
                        default_root_dir=str(tmp_path), enable_checkpointing=True, limit_val_batches=2)
     trainer.fit(model, datamodule=data)
     restored = VideoClassifier.load_from_checkpoint(trainer.checkpoint_callback.best_model_path)

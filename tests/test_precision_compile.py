@@ -10,7 +10,7 @@ from tests.toy import ToyModule
 
 
 def _fit(module, **trainer_kw):
-    cb = MultigridCallback(short_cycle_min_crop=0, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1)
+    cb = MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=1)
     pl.Trainer(max_epochs=5, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
                enable_checkpointing=False, num_sanity_val_steps=0, callbacks=[cb], **trainer_kw).fit(module)
     return cb

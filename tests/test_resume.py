@@ -46,7 +46,7 @@ def _fit(tmp_path, name, precise_bn, extra=(), ckpt_path=None, every_n_train_ste
     trainer = pl.Trainer(
         max_epochs=5, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, deterministic=True,
-        callbacks=[MultigridCallback(short_cycle_min_crop=0, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=precise_bn), ckpt, *extra],
+        callbacks=[MultigridCallback(short_cycle_min_crop=0, max_batch_factor=None, steps=[0, 2, 4], bn_base_size=2, precise_bn_batches=precise_bn), ckpt, *extra],
     )
     try:
         trainer.fit(module, ckpt_path=ckpt_path)

@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kind", default="multigrid")
     p.add_argument("--kwargs", default="{}")
-    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune | lr_cap=F | batch_cap=N | lr_sqrt | sqrt_first_stage")
+    p.add_argument("--patch", default="", help="short_off_from_lr_stage=K | short_off_finetune | lr_cap=F | batch_cap=N | sqrt_batch_cap=N | lr_sqrt | sqrt_first_stage")
     p.add_argument("--warmup", type=float, default=None, help="multigrid warmup epochs (default: the benchmark's)")
     p.add_argument("--tag", required=True)
     p.add_argument("--task", default="actions")
@@ -67,20 +67,23 @@ def main() -> None:
     if a.kind == "baseline":
         cfg.eval_epochs = list(range(a.epochs))  # the val curve (is it still rising in the last LR stage?)
     # The reference schedule unless the variant says otherwise (the package default floors short-cycle crops).
-    extra = {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", "lr_scaling": "linear", **json.loads(a.kwargs)} if a.kind == "multigrid" else {}
+    extra = {"short_cycle_min_crop": 0, "spatial_coarsening": "rescale", "lr_scaling": "linear", "max_batch_factor": None,
+             **json.loads(a.kwargs)} if a.kind == "multigrid" else {}
     import lightning_multigrid.callback.hooks as cb  # where speedup_run imports it from
     from lightning_multigrid.schedule import MultigridSchedule
     from lightning_multigrid.schedule.recipe import ShortCycleSlot
     if extra:
         original = cb.MultigridCallback
         cb.MultigridCallback = functools.partial(original, **extra)  # type: ignore[misc]
-    if a.patch.startswith("batch_cap="):
+    if a.patch.startswith(("batch_cap=", "sqrt_batch_cap=")):
         import dataclasses
         bcap = int(a.patch.partition("=")[2])
+        # Run sqrt_batch_cap with lr_scaling='sqrt': the LR follows the square root of the capped factor.
+        lr_cap = bcap ** 0.5 if a.patch.startswith("sqrt") else bcap
 
         def cap_batches(self):  # type: ignore[no-untyped-def]
             self.stages = [dataclasses.replace(s, batch_factor=min(s.batch_factor, bcap)) for s in self.stages]
-        patch_lr_factors(MultigridSchedule, lambda g, k, f: g**k * min(f / g**k, bcap), before=cap_batches)
+        patch_lr_factors(MultigridSchedule, lambda g, k, f: g**k * min(f / g**k, lr_cap), before=cap_batches)
     elif a.patch == "lr_sqrt":  # square-root instead of linear scaling by the batch factor
         patch_lr_factors(MultigridSchedule, lambda g, k, f: g**k * (f / g**k) ** 0.5)
     elif a.patch == "sqrt_first_stage":  # run with lr_scaling='linear': sqrt(b) in LR stage 0 only

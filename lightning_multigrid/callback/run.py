@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -73,9 +73,12 @@ class RunSettings:
             raise ValueError(f"precise_bn_budget must be in (0, 1], got {self.precise_bn_budget}")
         if self.baseline_epochs is not None and self.baseline_epochs < 1:
             raise ValueError(f"baseline_epochs must be >= 1, got {self.baseline_epochs}")
+        validation.check_batch_cap_setting(self.cycle["max_batch_factor"])
 
-    def recipe(self, dataset: Any, baseline_epochs: int, global_batch: int) -> BaseRecipe:
-        """The baseline recipe: these settings, unset base-shape fields from ``dataset.base_shape``."""
+    def recipe(self, dataset: Any, baseline_epochs: int, global_batch: int, world_size: int = 1,
+               saved: dict[str, Any] | None = None, existing: BaseRecipe | None = None) -> BaseRecipe:
+        """The baseline recipe: these settings, unset base-shape fields from ``dataset.base_shape``;
+        ``max_batch_factor="auto"`` resolved (:func:`~.config_checks.resolve_batch_cap`)."""
         base: ClipShape | None = getattr(dataset, "base_shape", None)
         given = {}
         for name, value in self.base.items():
@@ -85,8 +88,13 @@ class RunSettings:
                 raise ValueError(f"MultigridCallback: pass `{name}=` or give the train dataset a `base_shape` ClipShape")
             if value is not None:  # unset stride and jitter take BaseRecipe's defaults
                 given[name] = value
-        return BaseRecipe(steps=list(self.steps), max_epochs=baseline_epochs, batch_size=global_batch,
-                          **given, **self.cycle)
+        cap = self.cycle["max_batch_factor"]
+        recipe = BaseRecipe(steps=list(self.steps), max_epochs=baseline_epochs, batch_size=global_batch,
+                            **given, **{**self.cycle, "max_batch_factor": None if cap == "auto" else cap})
+        if cap != "auto":
+            return recipe
+        size = len(dataset) if hasattr(dataset, "__len__") else None
+        return replace(recipe, max_batch_factor=validation.resolve_batch_cap(recipe, size, world_size, saved, existing))
 
 
 #: Recipe fields that change the LR alone, not which clips a sampler draws.
@@ -121,7 +129,8 @@ class MultigridRun:
         keyed, self.batch_size = loaders.check_train_loader(loader)
         existing = getattr(getattr(loader, "batch_sampler", None), "schedule", None)
         self.schedule = MultigridSchedule(settings.recipe(
-            keyed if keyed is not None else loader.dataset, baseline_epochs, self.batch_size * self.world_size))
+            keyed if keyed is not None else loader.dataset, baseline_epochs, self.batch_size * self.world_size,
+            self.world_size, loaded_state.get("recipe"), None if existing is None else existing.recipe))
         theirs = {} if existing is None else recipe_state(existing.recipe)
         ours = recipe_state(self.schedule.recipe)
         # The sampler's keys do not depend on the LR (the callback's own schedule sets it).
@@ -365,7 +374,7 @@ def _check_resumed_recipe(saved: dict[str, Any] | None, recipe: BaseRecipe) -> N
             recipe.short_cycle_factors if recipe.short_cycle else ()):
         # A checkpoint from before the floor existed: the floor leaves this recipe's crops alone.
         saved = {**saved, "short_cycle_min_crop": now["short_cycle_min_crop"]}
-    for option, reference in (("spatial_coarsening", "rescale"), ("lr_scaling", "linear")):
+    for option, reference in (("spatial_coarsening", "rescale"), ("lr_scaling", "linear"), ("max_batch_factor", None)):
         if option not in saved:  # a checkpoint from before the option: the reference's way
             saved = {**saved, option: reference}
     changed = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
 from lightning_multigrid.cli.parser import OneLineErrorParser
-from lightning_multigrid.schedule.config_checks import validate_stages
+from lightning_multigrid.schedule.config_checks import short_run_batch_cap, validate_stages
 from lightning_multigrid.schedule.lr import LrPolicy
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import (
@@ -82,6 +83,9 @@ def _schedule_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-scaling", choices=LR_SCALING, default=DEFAULT_LR_SCALING,
                    help="a long-cycle grid's LR as its batch factor b times the base ('linear', the reference) "
                         "or sqrt(b) times ('sqrt'); 'auto': 'sqrt' where a grid crops under 64 pixels, else 'linear'")
+    p.add_argument("--max-batch-factor", type=_batch_cap, default="auto", metavar="{auto,none,N}",
+                   help="cap on the long cycle's batch factor; 'auto' (the callback's default) caps runs "
+                        "under 600 iterations, which needs --num-samples (default: auto)")
     p.add_argument("--jitter-scales", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="baseline short-side rescale range (default: S0*8/7, S0*10/7)")
     # The callback's LR settings, with its defaults, for the LR column, the JSON and the plot.
@@ -90,6 +94,19 @@ def _schedule_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="also write a PNG plot")
     return p
+
+
+def _batch_cap(text: str) -> int | str | None:
+    """``--max-batch-factor``: ``auto``, ``none`` or a positive integer."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected auto, none or an integer >= 1, got {text!r}")
+    return value
 
 
 def schedule_main(argv: Sequence[str] | None = None) -> int:
@@ -101,28 +118,30 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
     if args.num_samples is not None and args.num_samples < 1:
         parser.error("--num-samples: must be a positive integer")
     try:
-        schedule = MultigridSchedule(
-            BaseRecipe(
-                steps=args.steps,
-                max_epochs=args.max_epochs,
-                num_frames=args.num_frames,
-                crop_size=args.crop_size,
-                batch_size=args.batch_size,
-                sampling_rate=args.sampling_rate,
-                gamma=args.gamma,
-                epoch_factor=args.epoch_factor,
-                long_cycle=not args.no_long_cycle,
-                short_cycle=not args.no_short_cycle,
-                bn_base_size=args.bn_base_size,
-                eval_freq=args.eval_freq,
-                short_cycle_min_crop=args.short_cycle_min_crop,
-                spatial_coarsening=args.spatial_coarsening,
-                lr_scaling=args.lr_scaling,
-                jitter_scales=tuple(args.jitter_scales) if args.jitter_scales else None,
-                **{name: value for name in ("long_cycle_factors", "short_cycle_factors")
-                   if (value := getattr(args, name)) is not None},
-            )
+        recipe = BaseRecipe(
+            steps=args.steps,
+            max_epochs=args.max_epochs,
+            num_frames=args.num_frames,
+            crop_size=args.crop_size,
+            batch_size=args.batch_size,
+            sampling_rate=args.sampling_rate,
+            gamma=args.gamma,
+            epoch_factor=args.epoch_factor,
+            long_cycle=not args.no_long_cycle,
+            short_cycle=not args.no_short_cycle,
+            bn_base_size=args.bn_base_size,
+            eval_freq=args.eval_freq,
+            short_cycle_min_crop=args.short_cycle_min_crop,
+            spatial_coarsening=args.spatial_coarsening,
+            lr_scaling=args.lr_scaling,
+            jitter_scales=tuple(args.jitter_scales) if args.jitter_scales else None,
+            **{name: value for name in ("long_cycle_factors", "short_cycle_factors")
+               if (value := getattr(args, name)) is not None},
         )
+        cap = args.max_batch_factor
+        if cap == "auto":  # as the callback resolves it, from the training clips (none without them)
+            cap = None if args.num_samples is None else short_run_batch_cap(recipe, args.num_samples, args.devices)
+        schedule = MultigridSchedule(dataclasses.replace(recipe, max_batch_factor=cap))
         lr = None if args.lr_policy == "none" else LrPolicy(
             args.lr_policy, args.warmup_epochs, args.warmup_start_factor, args.cosine_end_factor)
         # The callback's own stage checks (batch vs devices, BN splits, data size); its warnings

@@ -119,7 +119,8 @@ class MultigridSchedule:
             end = int(round(cumulative))
             is_ft = index == len(raw) - 1
             if end > previous_end:
-                stages.append(Stage(lr_stage, b, t, s, previous_end, end, is_ft))
+                # The epochs are the reference's arithmetic; max_batch_factor only splits them into more steps.
+                stages.append(Stage(lr_stage, r.capped_batch_factor(b), t, s, previous_end, end, is_ft))
             previous_end = max(previous_end, end)
         self.stages = stages
         self.max_epochs = stages[-1].end_epoch
@@ -130,7 +131,7 @@ class MultigridSchedule:
         # The first half of fine-tuning takes the LR of the last long-cycle grid of the last LR
         # stage, gamma**(L-1) * b, as the reference does, even when that stage rounded to 0 epochs
         # and was dropped (taking the last *kept* stage's LR would double it in the SSv2 recipe).
-        last_grid_factor = r.gamma ** (len(r.steps) - 2) * r.lr_batch_scale(grids[-1][-1][0])
+        last_grid_factor = r.gamma ** (len(r.steps) - 2) * r.lr_batch_scale(r.capped_batch_factor(grids[-1][-1][0]))
         segments: list[tuple[int, float]] = []
         for stage in stages:
             factor = r.gamma**stage.lr_stage * r.lr_batch_scale(stage.batch_factor)

@@ -90,6 +90,12 @@ class BaseRecipe:
             :data:`DEFAULT_SHORT_CYCLE_MIN_CROP` pixels (the small-clip regime where it was measured),
             else ``"linear"``; the built recipe holds the resolved value. Batch sizes and epochs are
             the same either way.
+        max_batch_factor: the largest long-cycle batch factor ``b`` (``None``, the reference: no
+            cap). A grid whose factor is larger trains at this one instead: the same epochs in more,
+            smaller iterations, its LR following the capped factor. Short runs need the steps (issue
+            24: 192 clips, 12 epochs lost 6.9 points uncapped and gained 0.3 capped at 4; see
+            :func:`~lightning_multigrid.schedule.config_checks.short_run_batch_cap`, the callback's
+            ``"auto"``).
     """
 
     steps: Sequence[int]
@@ -110,6 +116,7 @@ class BaseRecipe:
     short_cycle_min_crop: int = 0
     spatial_coarsening: str = "rescale"
     lr_scaling: str = "linear"
+    max_batch_factor: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(int(s) for s in self.steps))
@@ -142,6 +149,10 @@ class BaseRecipe:
             return tuple(sorted({c for f in factors if (c := round(self.crop_size * f)) < floor}))
 
         return under(sf for _, sf in self.long_cycle_factors) if self.long_cycle else (), under(self.short_cycle_crop_factors)
+
+    def capped_batch_factor(self, batch_factor: int) -> int:
+        """A long-cycle grid's batch factor after :attr:`max_batch_factor`."""
+        return batch_factor if self.max_batch_factor is None else min(batch_factor, self.max_batch_factor)
 
     def lr_batch_scale(self, batch_factor: int) -> float:
         """The relative LR a long-cycle batch factor brings (:attr:`lr_scaling`)."""
@@ -177,6 +188,9 @@ class BaseRecipe:
             raise bad("spatial_coarsening", f"must be one of {SPATIAL_COARSENING}, got {self.spatial_coarsening!r}")
         if self.lr_scaling not in LR_SCALING:
             raise bad("lr_scaling", f"must be one of {LR_SCALING}, got {self.lr_scaling!r}")
+        cap = self.max_batch_factor
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise bad("max_batch_factor", f"must be None or an integer >= 1, got {cap!r}")
         if self.crop_size < MIN_CROP_SIZE:
             raise bad("crop_size", f"must be at least {MIN_CROP_SIZE}, got {self.crop_size}")
         if not 0 < self.gamma <= 1:
