@@ -196,3 +196,11 @@ def test_a_capped_run_resumes_mid_epoch_like_the_uninterrupted_run(tmp_path):
     resumed, callback = fit("resumed", ckpt_path=next((tmp_path / "part").glob(f"epoch=3-step={step}.ckpt")))
     assert callback.schedule is not None and callback.schedule.recipe.max_batch_factor == 2
     _assert_same_tail(full, resumed, step)
+
+
+def test_the_schedule_table_says_when_the_factor_is_capped():
+    from lightning_multigrid.schedule.report import format_schedule_table
+
+    capped = format_schedule_table(MultigridSchedule(BaseRecipe(**DEMO, max_batch_factor=2)), num_samples=192)
+    assert "capped at 2 (max_batch_factor)" in capped
+    assert "capped" not in format_schedule_table(MultigridSchedule(BaseRecipe(**DEMO)), num_samples=192)

@@ -96,6 +96,10 @@ def format_schedule_table(
         f"theoretical speed-up: {schedule.theoretical_speedup(num_samples, world_size):.2f}x"
         + (f" (for {num_samples} clips on {world_size} devices)" if num_samples else " (iterations, large-dataset limit)"),
     ]
+    if r.max_batch_factor is not None:
+        # The iteration ratio undercounts a capped run's saving: its capped iterations are cheaper.
+        footer.append(f"long-cycle batch factor capped at {r.max_batch_factor} (max_batch_factor): the same epochs "
+                      "in more, cheaper iterations")
     fallbacks = {
         schedule.batch_norm_plan(schedule.per_device_batch_size(s.start_epoch, world_size), world_size).reason
         for s in schedule.stages
