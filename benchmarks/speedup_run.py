@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_schedule import BaselineSchedule  # noqa: E402 - benchmarks/ sibling modules
 from speedup_monitor import RunMonitor  # noqa: E402
 
-from lightning_multigrid.schedule.config_checks import short_run_batch_cap  # noqa: E402
+from lightning_multigrid.schedule.config_checks import resolve_batch_cap  # noqa: E402
 from lightning_multigrid.schedule.recipe import (  # noqa: E402
     DEFAULT_LR_SCALING,
     DEFAULT_SHORT_CYCLE_MIN_CROP,
@@ -92,9 +92,10 @@ def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = Tru
         **{"short_cycle_min_crop": DEFAULT_SHORT_CYCLE_MIN_CROP, "spatial_coarsening": DEFAULT_SPATIAL_COARSENING,
            "lr_scaling": DEFAULT_LR_SCALING, **changes},
     )
-    if num_samples is None or "max_batch_factor" in changes:
+    if "max_batch_factor" in changes:
         return recipe
-    return dataclasses.replace(recipe, max_batch_factor=short_run_batch_cap(recipe, num_samples, cfg.devices))
+    cap = resolve_batch_cap(recipe, num_samples, cfg.devices, resumed=None, sampler=None)
+    return dataclasses.replace(recipe, max_batch_factor=cap)
 
 
 def run_training(cfg: RunConfig) -> dict[str, Any]:

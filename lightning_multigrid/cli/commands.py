@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from lightning_multigrid.cli.parser import OneLineErrorParser
-from lightning_multigrid.schedule.config_checks import short_run_batch_cap, validate_stages
+from lightning_multigrid.schedule.config_checks import resolve_batch_cap, validate_stages
 from lightning_multigrid.schedule.lr import LrPolicy
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import (
@@ -140,7 +140,7 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
         )
         cap = args.max_batch_factor
         if cap == "auto":  # as the callback resolves it, from the training clips (none without them)
-            cap = None if args.num_samples is None else short_run_batch_cap(recipe, args.num_samples, args.devices)
+            cap = resolve_batch_cap(recipe, args.num_samples, args.devices, resumed=None, sampler=None)
         schedule = MultigridSchedule(dataclasses.replace(recipe, max_batch_factor=cap))
         lr = None if args.lr_policy == "none" else LrPolicy(
             args.lr_policy, args.warmup_epochs, args.warmup_start_factor, args.cosine_end_factor)

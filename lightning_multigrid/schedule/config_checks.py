@@ -19,6 +19,7 @@ from lightning_multigrid.schedule.recipe import (
     DEFAULT_SHORT_CYCLE_MIN_CROP,
     BaseRecipe,
     BatchNormPlan,
+    is_batch_cap,
 )
 from lightning_multigrid.schedule.slots import batches_per_epoch, samples_per_rank
 
@@ -106,8 +107,10 @@ def short_run_batch_cap(recipe: BaseRecipe, num_samples: int, world_size: int = 
     brings it there, or the last. The epochs stay the reference's: the coarse grids only take
     more, smaller steps (the clips per epoch, so the compute, do not change).
     """
+    if not recipe.long_cycle:
+        return None
     uncapped = MultigridSchedule(dataclasses.replace(recipe, max_batch_factor=None))
-    if not recipe.long_cycle or uncapped.iterations(num_samples, world_size) >= FEW_ITERATIONS:
+    if uncapped.iterations(num_samples, world_size) >= FEW_ITERATIONS:
         return None
     top = max(stage.batch_factor for stage in uncapped.stages)
     caps = [cap for cap in SHORT_RUN_BATCH_CAPS if cap < top]
@@ -120,7 +123,7 @@ def short_run_batch_cap(recipe: BaseRecipe, num_samples: int, world_size: int = 
 
 def check_batch_cap_setting(value: Any) -> None:
     """The callback's ``max_batch_factor``: ``"auto"``, ``None`` or an integer >= 1."""
-    if value not in ("auto", None) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value != "auto" and not is_batch_cap(value):
         raise ValueError(f"max_batch_factor must be 'auto', None or an integer >= 1, got {value!r}")
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_LR_SCALING",
     "MIN_CROP_SIZE",
     "BaseRecipe",
+    "is_batch_cap",
     "Stage",
     "ShortCycleSlot",
     "BatchNormPlan",
@@ -51,6 +52,11 @@ DEFAULT_SPATIAL_COARSENING: Final = "auto"
 LR_SCALING = ("linear", "sqrt", "auto")
 #: The callback's and the schedule command's default (BaseRecipe's own stays the reference's "linear").
 DEFAULT_LR_SCALING: Final = "auto"
+
+def is_batch_cap(value: object) -> bool:
+    """Whether ``value`` is a valid :attr:`BaseRecipe.max_batch_factor`: ``None`` or an integer >= 1."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
 
 @dataclass(frozen=True)
 class BaseRecipe:
@@ -188,9 +194,8 @@ class BaseRecipe:
             raise bad("spatial_coarsening", f"must be one of {SPATIAL_COARSENING}, got {self.spatial_coarsening!r}")
         if self.lr_scaling not in LR_SCALING:
             raise bad("lr_scaling", f"must be one of {LR_SCALING}, got {self.lr_scaling!r}")
-        cap = self.max_batch_factor
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise bad("max_batch_factor", f"must be None or an integer >= 1, got {cap!r}")
+        if not is_batch_cap(self.max_batch_factor):
+            raise bad("max_batch_factor", f"must be None or an integer >= 1, got {self.max_batch_factor!r}")
         if self.crop_size < MIN_CROP_SIZE:
             raise bad("crop_size", f"must be at least {MIN_CROP_SIZE}, got {self.crop_size}")
         if not 0 < self.gamma <= 1:
