@@ -6,7 +6,6 @@ trains (and tests) once and returns the measurements of :class:`~speedup_monitor
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_schedule import BaselineSchedule  # noqa: E402 - benchmarks/ sibling modules
 from speedup_monitor import RunMonitor  # noqa: E402
 
-from lightning_multigrid.schedule.config_checks import resolve_batch_cap  # noqa: E402
+from lightning_multigrid.schedule.config_checks import with_batch_cap  # noqa: E402
 from lightning_multigrid.schedule.recipe import (  # noqa: E402
     DEFAULT_LR_SCALING,
     DEFAULT_SHORT_CYCLE_MIN_CROP,
@@ -74,7 +73,9 @@ class RunConfig:
 def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = True, num_samples: int | None = None,
                 **changes: Any) -> BaseRecipe:
     """The :class:`BaseRecipe` the callback derives from ``cfg`` (global batch = per-device x devices);
-    with ``num_samples`` (training clips), its ``max_batch_factor="auto"`` cap too, unless ``changes`` set one."""
+    ``max_batch_factor`` (in ``changes``) defaults to the callback's ``"auto"``, resolved on ``num_samples``
+    training clips (no cap without them)."""
+    cap_setting = changes.pop("max_batch_factor", "auto")
     recipe = BaseRecipe(
         steps=cfg.steps,
         max_epochs=cfg.epochs,
@@ -92,10 +93,7 @@ def make_recipe(cfg: RunConfig, long_cycle: bool = True, short_cycle: bool = Tru
         **{"short_cycle_min_crop": DEFAULT_SHORT_CYCLE_MIN_CROP, "spatial_coarsening": DEFAULT_SPATIAL_COARSENING,
            "lr_scaling": DEFAULT_LR_SCALING, **changes},
     )
-    if "max_batch_factor" in changes:
-        return recipe
-    cap = resolve_batch_cap(recipe, num_samples, cfg.devices, resumed=None, sampler=None)
-    return dataclasses.replace(recipe, max_batch_factor=cap)
+    return with_batch_cap(recipe, cap_setting, num_samples, cfg.devices)
 
 
 def run_training(cfg: RunConfig) -> dict[str, Any]:

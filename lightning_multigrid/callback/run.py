@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -78,7 +78,7 @@ class RunSettings:
     def recipe(self, dataset: Any, baseline_epochs: int, global_batch: int, world_size: int = 1,
                saved: dict[str, Any] | None = None, existing: BaseRecipe | None = None) -> BaseRecipe:
         """The baseline recipe: these settings, unset base-shape fields from ``dataset.base_shape``;
-        ``max_batch_factor="auto"`` resolved (:func:`~.config_checks.resolve_batch_cap`)."""
+        ``max_batch_factor`` applied (:func:`~.config_checks.with_batch_cap`)."""
         base: ClipShape | None = getattr(dataset, "base_shape", None)
         given = {}
         for name, value in self.base.items():
@@ -88,13 +88,10 @@ class RunSettings:
                 raise ValueError(f"MultigridCallback: pass `{name}=` or give the train dataset a `base_shape` ClipShape")
             if value is not None:  # unset stride and jitter take BaseRecipe's defaults
                 given[name] = value
-        cap = self.cycle["max_batch_factor"]
         recipe = BaseRecipe(steps=list(self.steps), max_epochs=baseline_epochs, batch_size=global_batch,
-                            **given, **{**self.cycle, "max_batch_factor": None if cap == "auto" else cap})
-        if cap != "auto":
-            return recipe
+                            **given, **{**self.cycle, "max_batch_factor": None})
         size = len(dataset) if hasattr(dataset, "__len__") else None
-        return replace(recipe, max_batch_factor=validation.resolve_batch_cap(recipe, size, world_size, saved, existing))
+        return validation.with_batch_cap(recipe, self.cycle["max_batch_factor"], size, world_size, saved, existing)
 
 
 #: Recipe fields that change the LR alone, not which clips a sampler draws.

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
 from lightning_multigrid.cli.parser import OneLineErrorParser
-from lightning_multigrid.schedule.config_checks import resolve_batch_cap, validate_stages
+from lightning_multigrid.schedule.config_checks import validate_stages, with_batch_cap
 from lightning_multigrid.schedule.lr import LrPolicy
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
 from lightning_multigrid.schedule.recipe import (
@@ -19,6 +18,7 @@ from lightning_multigrid.schedule.recipe import (
     LR_SCALING,
     SPATIAL_COARSENING,
     BaseRecipe,
+    is_batch_cap,
 )
 
 __all__ = ["main", "schedule_main"]
@@ -101,10 +101,10 @@ def _batch_cap(text: str) -> int | str | None:
     if text in ("auto", "none"):
         return None if text == "none" else text
     try:
-        value = int(text)
+        value: int | None = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
+        value = None
+    if value is None or not is_batch_cap(value):
         raise argparse.ArgumentTypeError(f"expected auto, none or an integer >= 1, got {text!r}")
     return value
 
@@ -138,10 +138,8 @@ def schedule_main(argv: Sequence[str] | None = None) -> int:
             **{name: value for name in ("long_cycle_factors", "short_cycle_factors")
                if (value := getattr(args, name)) is not None},
         )
-        cap = args.max_batch_factor
-        if cap == "auto":  # as the callback resolves it, from the training clips (none without them)
-            cap = resolve_batch_cap(recipe, args.num_samples, args.devices, resumed=None, sampler=None)
-        schedule = MultigridSchedule(dataclasses.replace(recipe, max_batch_factor=cap))
+        # As the callback applies it; "auto" resolves from the training clips (no cap without them).
+        schedule = MultigridSchedule(with_batch_cap(recipe, args.max_batch_factor, args.num_samples, args.devices))
         lr = None if args.lr_policy == "none" else LrPolicy(
             args.lr_policy, args.warmup_epochs, args.warmup_start_factor, args.cosine_end_factor)
         # The callback's own stage checks (batch vs devices, BN splits, data size); its warnings

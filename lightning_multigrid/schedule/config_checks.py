@@ -11,7 +11,7 @@ the ``lightning-multigrid schedule`` command and :func:`lightning_multigrid.mode
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 from lightning_multigrid.schedule.model_requirements import ModelRequirements, check_clip_shape
 from lightning_multigrid.schedule.multigrid import MultigridSchedule
@@ -23,7 +23,7 @@ from lightning_multigrid.schedule.recipe import (
 )
 from lightning_multigrid.schedule.slots import batches_per_epoch, samples_per_rank
 
-__all__ = ["stage_bn_plans", "validate_stages", "losing_regime_warnings", "short_run_batch_cap", "resolve_batch_cap",
+__all__ = ["stage_bn_plans", "validate_stages", "losing_regime_warnings", "short_run_batch_cap", "resolve_batch_cap", "with_batch_cap",
            "check_batch_cap_setting", "check_trainer_flags", "check_accumulation", "baseline_epochs", "check_lr_schedulers"]
 
 #: Lightning's ``max_epochs`` when none is given: never a baseline recipe, almost always a mistake.
@@ -137,6 +137,16 @@ def resolve_batch_cap(recipe: BaseRecipe, num_samples: int | None, world_size: i
     if sampler is not None:
         return sampler.max_batch_factor
     return None if num_samples is None else short_run_batch_cap(recipe, num_samples, world_size)
+
+
+def with_batch_cap(recipe: BaseRecipe, setting: int | Literal["auto"] | None, num_samples: int | None, world_size: int,
+                   resumed: dict[str, Any] | None = None, sampler: BaseRecipe | None = None) -> BaseRecipe:
+    """``recipe`` with a ``max_batch_factor`` setting applied: ``"auto"`` resolved by
+    :func:`resolve_batch_cap`, ``None`` or an integer as given (the callback, the schedule command
+    and the benchmarks all apply it here)."""
+    if setting == "auto":
+        return dataclasses.replace(recipe, max_batch_factor=resolve_batch_cap(recipe, num_samples, world_size, resumed, sampler))
+    return dataclasses.replace(recipe, max_batch_factor=setting)
 
 
 def _few_iterations_warning(schedule: MultigridSchedule, num_samples: int, world_size: int) -> list[str]:
